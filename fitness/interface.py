@@ -1,0 +1,44 @@
+"""The genome contract, checked statically: parse, import the harness, draw batches, submit a model.
+
+Cheap enough (well under a millisecond for a seed-sized file) to run on every draft before it is
+committed, and again in the trainer before any process is started.
+"""
+
+from __future__ import annotations
+
+import ast
+
+REQUIRED_CALLS = ("batches", "submit")  # harness.<name>(...) must each appear at least once
+
+
+def check_genome(source: str) -> str | None:
+    """Return None if `source` satisfies the genome contract, else a one-line reason."""
+    try:
+        tree = ast.parse(source, filename="train.py")
+    except SyntaxError as e:
+        return f"syntax error at line {e.lineno}: {e.msg}"
+    if not _imports_harness(tree):
+        return "does not `import harness`"
+    called = _harness_calls(tree)
+    missing = [name for name in REQUIRED_CALLS if name not in called]
+    if missing:
+        return "never calls " + ", ".join(f"harness.{name}()" for name in missing)
+    return None
+
+
+def _imports_harness(tree: ast.AST) -> bool:
+    return any(
+        isinstance(node, ast.Import) and any(alias.name == "harness" and alias.asname is None for alias in node.names)
+        for node in ast.walk(tree)
+    )
+
+
+def _harness_calls(tree: ast.AST) -> set[str]:
+    return {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "harness"
+    }

@@ -1,0 +1,52 @@
+"""RunResult: the one message a trained-and-scored genome turns into (trainer -> population)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+# ok: trained and scored. crash: the genome raised or exited non-zero. timeout: killed at the hard
+# wall-clock limit. over_budget: trained past its budget. nan: loss or logits went non-finite.
+# invalid: broke the harness contract (no model, non-causal, wrong logits shape, not exportable).
+# interrupted: the run was stopped while this child was in flight (set by the orchestrator).
+STATUSES = ("ok", "crash", "timeout", "over_budget", "nan", "invalid", "interrupted")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str
+    reason: str = ""  # one line; empty for ok
+    val_bpb: float = math.nan
+    test_bpb: float = math.nan
+    training_seconds: float = 0.0
+    total_seconds: float = 0.0
+    num_steps: int = 0
+    tokens: int = 0  # training tokens consumed
+    num_params: int = 0
+    peak_memory_mb: float = 0.0
+    device: str = ""  # e.g. "cpu:2" or "NVIDIA H100 80GB HBM3"
+    seed: int = 0
+    profile: str = ""
+    budget_seconds: float = 0.0
+    phases: dict = dataclasses.field(default_factory=dict)  # non-training seconds by phase
+    log_tail: str = ""
+
+    def __post_init__(self) -> None:
+        assert self.status in STATUSES, self.status
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def overhead_seconds(self) -> float:
+        return max(0.0, self.total_seconds - self.training_seconds)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunResult:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
