@@ -11,13 +11,11 @@ batches(batch_size, seq_len) -> (x, y) until the budget is spent, progress() in 
 report(step, loss), submit(model) where model(idx[B, T]) -> logits[B, T, vocab_size].
 """
 
-import math
 
+import harness
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-import harness
 
 # --- knobs -------------------------------------------------------------------------------
 PROFILE = harness.profile
@@ -75,7 +73,9 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).unbind(2)
         q = apply_rotary(rms_norm(q), cos[:, :T], sin[:, :T])  # QK-norm, then rotary
         k = apply_rotary(rms_norm(k), cos[:, :T], sin[:, :T])
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        y = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+        )
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -170,7 +170,10 @@ model = GPT(harness.vocab_size, harness.seq_len).to(harness.device)
 matrices = [p for p in model.blocks.parameters() if p.ndim == 2]
 muon = Muon(matrices, lr=MATRIX_LR, momentum=MUON_MOMENTUM, weight_decay=WEIGHT_DECAY)
 adam = torch.optim.AdamW(
-    [dict(params=model.embed.parameters(), lr=EMBED_LR), dict(params=model.lm_head.parameters(), lr=UNEMBED_LR)],
+    [
+        dict(params=model.embed.parameters(), lr=EMBED_LR),
+        dict(params=model.lm_head.parameters(), lr=UNEMBED_LR),
+    ],
     betas=(ADAM_BETA1, ADAM_BETA2),
     eps=1e-10,
     weight_decay=0.0,
@@ -184,7 +187,7 @@ train_model = torch.compile(model) if ON_CUDA else model
 step, micro, loss_sum = 0, 0, 0.0
 for x, y in harness.batches(DEVICE_BATCH_SIZE, harness.seq_len):
     logits = train_model(x)
-    loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
     (loss / GRAD_ACCUM_STEPS).backward()
     loss_sum += loss.detach()
     micro += 1
@@ -199,7 +202,9 @@ for x, y in harness.batches(DEVICE_BATCH_SIZE, harness.seq_len):
     train_loss = float(loss_sum) / GRAD_ACCUM_STEPS
     harness.report(step, train_loss)
     if step % 50 == 0:
-        print(f"step {step:05d} | loss {train_loss:.4f} | lrm {multiplier:.2f} | progress {harness.progress():.1%}")
+        print(
+            f"step {step:05d} | loss {train_loss:.4f} | lrm {multiplier:.2f} | progress {harness.progress():.1%}"
+        )
     step, loss_sum = step + 1, 0.0
 
 harness.submit(model)

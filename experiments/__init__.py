@@ -1,0 +1,1 @@
+"""experiments: presets (hardware profiles, the default research program) and run analysis."""

@@ -1,0 +1,14 @@
+"""cpu: the 2-core development machine. Shakespeare, a 60 s budget, scoring in a few seconds."""
+
+from fitness.profile import Profile
+
+PROFILE = Profile(
+    name="cpu",
+    dataset="shakespeare",
+    vocab_size=2048,
+    seq_len=256,
+    budget_seconds=60.0,
+    eval_tokens=32_768,
+    eval_batch_size=32,
+    startup_allowance_s=60.0,
+)

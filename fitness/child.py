@@ -1,0 +1,68 @@
+"""Entry point of the sandboxed training process: `python -m fitness.child SPEC.json`.
+
+Sets threads and seeds, installs `fitness.harness` as the module `harness`, runs the genome's
+train.py as __main__, and leaves `child.json` (what happened) and `model.pt2` (what to score) in the
+sandbox directory. It never loads validation or test tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import runpy
+import sys
+import time
+import traceback
+
+
+def main(spec_path: str) -> int:
+    t0 = time.perf_counter()
+    with open(spec_path) as handle:
+        spec = json.load(handle)
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    random.seed(spec["seed"])
+    np.random.seed(spec["seed"] % 2**32)
+    torch.manual_seed(spec["seed"])
+    t1 = time.perf_counter()
+    from fitness import harness
+
+    spec["phases"] = {"import": t1 - t0}
+    harness.start(spec)
+    harness._session.phases["data"] = time.perf_counter() - t1
+    sys.modules["harness"] = harness
+    sys.argv = ["train.py"]
+    return run_genome(harness._session, os.path.join(spec["sandbox"], "train.py"))
+
+
+def run_genome(session, path: str) -> int:
+    code = 0
+    try:
+        runpy.run_path(path, run_name="__main__")
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if code:
+            session.status, session.reason = "crash", f"train.py exited with code {code}"
+    except BaseException as e:  # noqa: BLE001 -- the one place a genome's failure becomes a status
+        code = 1
+        traceback.print_exc()
+        kind = "invalid" if session.exporting else "crash"
+        where = "model could not be exported: " if session.exporting else ""
+        session.status, session.reason = kind, where + _first_line(e)
+    if session.training_seconds is None and session.status == "crash" and not session.reason:
+        session.status, session.reason = "invalid", "train.py finished without calling harness.submit(model)"
+    session.write()
+    sys.stdout.flush()
+    return code
+
+
+def _first_line(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}".strip()
+    return text.splitlines()[0][:300]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

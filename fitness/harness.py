@@ -1,0 +1,159 @@
+"""The genome's side of the harness: `import harness` inside train.py resolves to this module.
+
+Runs inside the sandboxed child process (fitness.child installs it). It serves training batches
+and nothing else: no validation or test token is ever loaded in this process. It owns the training
+clock, stops the batch stream when the budget is spent, and turns the model handed to `submit` into
+an exported graph (torch.export) that a separate scorer process evaluates. A genome can tamper with
+this module in its own process; what it cannot do is change the scorer, see held-out tokens, or hide
+wall-clock time from the parent, which re-checks every run against its own clock.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fitness.data import RowSampler
+from fitness.profile import Profile
+
+EXIT_NAN = 3  # child exit codes the trainer maps to statuses
+_now = time.perf_counter  # captured before any genome code runs
+
+# Set by start(); read by the genome.
+profile: str = ""
+device: torch.device = torch.device("cpu")
+vocab_size: int = 0
+bos_id: int = 0
+seq_len: int = 0
+budget_seconds: float = 0.0
+seed: int = 0
+
+
+class Clock:
+    """Training time: starts at the first batch request; the first `untimed` requests (compile warm-up)
+    are free, up to `allowance` seconds in total."""
+
+    def __init__(self, untimed: int, allowance: float):
+        self.untimed, self.allowance = untimed, allowance
+        self.requests, self.first, self.start = 0, None, None
+
+    def tick(self) -> None:
+        t = _now()
+        self.requests += 1
+        if self.first is None:
+            self.first = t
+        if self.start is None and (self.requests > self.untimed or t - self.first >= self.allowance):
+            self.start = min(t, self.first + self.allowance)
+
+    def elapsed(self) -> float:
+        if self.first is None:
+            return 0.0
+        start = self.start if self.start is not None else self.first + self.allowance
+        return max(0.0, _now() - start)
+
+
+class _Session:
+    def __init__(self, spec: dict, prof: Profile):
+        self.spec, self.profile = spec, prof
+        self.dir = Path(spec["sandbox"])
+        tokens = np.memmap(spec["train_tokens"], dtype=np.uint16, mode="r")
+        self.sampler = RowSampler(tokens, np.load(spec["train_rows"]), prof.seq_len, spec["seed"])
+        self.clock = Clock(prof.untimed_steps, prof.untimed_allowance_s)
+        self.steps = self.tokens = 0
+        self.training_seconds: float | None = None
+        self.phases: dict[str, float] = dict(spec.get("phases", {}))
+        self.status, self.reason, self.num_params = "crash", "", 0
+        self.exporting = False
+
+    def write(self) -> None:
+        record = dict(status=self.status, reason=self.reason, steps=self.steps, tokens=self.tokens)
+        record.update(training_seconds=self.training_seconds, num_params=self.num_params, phases=self.phases)
+        record["peak_memory_mb"] = _peak_memory_mb()
+        (self.dir / "child.json").write_text(json.dumps(record))
+
+
+_session: _Session | None = None
+
+
+def start(spec: dict) -> None:
+    """Called once by fitness.child before the genome runs."""
+    global _session, profile, device, vocab_size, bos_id, seq_len, budget_seconds, seed
+    prof = Profile(**spec["profile"])
+    _session = _Session(spec, prof)
+    profile, seq_len, budget_seconds, seed = prof.name, prof.seq_len, prof.budget_seconds, spec["seed"]
+    vocab_size, bos_id = prof.vocab_size, prof.vocab_size - 1
+    device = torch.device(spec["device"])
+
+
+def _sync() -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _peak_memory_mb() -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def batches(batch_size: int, length: int | None = None):
+    """Yield (x, y) training batches of shape [batch_size, length] until the budget is spent."""
+    length = seq_len if length is None else int(length)
+    if not 1 <= length <= seq_len:
+        raise ValueError(f"batch length must be in [1, {seq_len}], got {length}")
+    while True:
+        _sync()
+        _session.clock.tick()
+        if _session.clock.elapsed() >= budget_seconds:
+            return
+        rows = torch.from_numpy(_session.sampler.next(batch_size)[:, : length + 1])
+        if device.type == "cuda":
+            rows = rows.pin_memory().to(device, non_blocking=True)
+        _session.tokens += batch_size * length
+        yield rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
+
+
+def progress() -> float:
+    """Fraction of the training budget used so far, in [0, 1]."""
+    return min(1.0, _session.clock.elapsed() / budget_seconds)
+
+
+def report(step: int, loss: float) -> None:
+    """Tell the harness the latest training loss; a non-finite or exploding loss ends the run as nan."""
+    _session.steps = max(_session.steps, int(step) + 1)
+    loss = float(loss)
+    if not math.isfinite(loss) or loss > _session.profile.loss_explode:
+        _session.status, _session.reason = "nan", f"training loss {loss} at step {step}"
+        _session.write()
+        os._exit(EXIT_NAN)
+
+
+def submit(model: torch.nn.Module) -> None:
+    """Hand the trained model over for scoring: model(idx[B, T]) -> logits[B, T, vocab_size]."""
+    _sync()
+    if _session.training_seconds is not None:
+        return  # the first submission counts
+    _session.training_seconds = _session.clock.elapsed()
+    _session.steps = _session.steps or _session.clock.requests
+    started = _now()
+    rows = _session.sampler.rows[: _session.profile.eval_batch_size]
+    example = torch.from_numpy(
+        np.stack([_session.sampler.tokens[s : s + seq_len] for s in rows]).astype(np.int64)
+    )
+    _session.exporting = True  # a failure from here on makes the child invalid, not crashed
+    model.eval()
+    _session.num_params = sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        program = torch.export.export(model, (example.to(device),), strict=False)
+    torch.export.save(program, _session.dir / "model.pt2")
+    _session.exporting = False
+    _session.phases["export"] = _now() - started
+    _session.status = "ok"
+    _session.write()

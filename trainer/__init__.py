@@ -1,0 +1,9 @@
+"""trainer: run one genome. Sandbox directory, scrubbed environment, subprocess, hard kill, then score.
+
+`run(genome_source, profile, ...) -> RunResult` is the whole interface; it is what a Ray worker calls.
+"""
+
+from trainer.run import TrainerConfig, run
+from trainer.scorer_client import ScorerProcess
+
+__all__ = ["TrainerConfig", "run", "ScorerProcess"]

