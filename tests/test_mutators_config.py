@@ -1,0 +1,86 @@
+"""MutatorConfig parsing, the keyless fallback, and operator choice."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+
+import pytest
+
+from mutators import MutatorConfig, MutatorConfigError, Mutators, parse_mode, parse_prices
+
+
+def test_mode_mix_is_normalised_to_weights():
+    assert parse_mode("llm:0.7,offline:0.3") == pytest.approx({"llm": 0.7, "offline": 0.3})
+    assert parse_mode("llm:3,offline:1") == pytest.approx({"llm": 0.75, "offline": 0.25})
+    assert parse_mode("offline") == {"offline": 1.0}
+
+
+@pytest.mark.parametrize("mode", ["gpt", "llm:x", "llm:0.5,magic:0.5", "llm:-1", "llm:0,offline:0"])
+def test_bad_mode_is_one_line_quoting_it(mode):
+    with pytest.raises(MutatorConfigError, match=f"bad mode {mode!r}"):
+        parse_mode(mode)
+
+
+def test_from_cli_converts_strings_and_extends_prices():
+    config = MutatorConfig.from_cli(
+        mode="llm", model="my-model", max_cost_usd="2.5", max_tokens="4000", price="my-model=2/10", base_url=None
+    )
+    assert config.max_cost_usd == 2.5 and config.max_tokens == 4000 and config.base_url is None
+    assert config.price_of("my-model") == (2.0, 10.0)
+    assert config.price_of("claude-sonnet-4-5") == (3.0, 15.0)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"max_tokens": "lots"}, "bad max_tokens 'lots': expected int"),
+        ({"temperature": "1.5"}, "bad temperature 1.5: must be in [0, 1]"),
+        ({"max_concurrency": "0"}, "bad max_concurrency 0"),
+        ({"price": "m=3"}, "bad price 'm=3'"),
+        ({"model": "unknown-model"}, "no price for model 'unknown-model'"),
+        ({"colour": "blue"}, "unknown mutator setting 'colour'"),
+    ],
+)
+def test_bad_cli_values_raise_one_line_quoting_the_value(values, message):
+    with pytest.raises(MutatorConfigError) as error:
+        MutatorConfig.from_cli(**values)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_price_list_parses_several_models():
+    assert parse_prices("a=1/2, b=0.5/4") == (("a", 1.0, 2.0), ("b", 0.5, 4.0))
+
+
+def test_auto_without_key_logs_once_and_goes_offline(monkeypatch, caplog):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with caplog.at_level(logging.INFO, logger="mutators"):
+        mutators = Mutators(MutatorConfig(mode="auto"))
+    assert not mutators.llm_available and mutators.spent_usd == 0.0 and mutators.usage is None
+    assert len([r for r in caplog.records if "ANTHROPIC_API_KEY" in r.getMessage()]) == 1
+    rng = random.Random(0)
+    assert {mutators.choose_operator(rng, 2) for _ in range(200)} == {"hyperparam", "merge"}
+
+
+@pytest.mark.parametrize("mode", ["llm", "llm:0.5,offline:0.5"])
+def test_explicit_llm_without_key_is_a_config_error(monkeypatch, mode):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(MutatorConfigError, match="ANTHROPIC_API_KEY is not set"):
+        Mutators(MutatorConfig(mode=mode))
+
+
+def test_choose_operator_follows_mode_weights_and_parent_count():
+    mutators = Mutators(MutatorConfig(mode="llm:0.75,offline:0.25", crossover_rate=0.5), api_key="sk-test-dummy")
+    rng = random.Random(0)
+    ops = [mutators.choose_operator(rng, 2) for _ in range(4000)]
+    llm_share = sum(op in ("mutate", "crossover") for op in ops) / len(ops)
+    assert math.isclose(llm_share, 0.75, abs_tol=0.03)
+    assert math.isclose(ops.count("crossover") / ops.count("mutate"), 1.0, abs_tol=0.1)
+    assert {mutators.choose_operator(rng, 1) for _ in range(200)} == {"mutate", "hyperparam"}
+
+
+def test_choose_operator_is_offline_once_the_budget_is_spent():
+    mutators = Mutators(MutatorConfig(mode="llm", max_cost_usd=0.0), api_key="sk-test-dummy")
+    rng = random.Random(0)
+    assert {mutators.choose_operator(rng, 1) for _ in range(50)} == {"hyperparam"}
