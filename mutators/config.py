@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 FAMILIES = ("llm", "offline")
 MODES = ("auto", "llm", "offline")
 
-# $ per million tokens (input, output). Override or extend with --price MODEL=IN/OUT.
+# $ per million tokens (input, output), as published when this was written: check them, and override
+# or extend with --price MODEL=IN/OUT (a model without a price cannot be budgeted, so it is refused).
 DEFAULT_PRICES: tuple[tuple[str, float, float], ...] = (
+    ("claude-opus-4-6", 5.0, 25.0),
     ("claude-opus-4-5", 5.0, 25.0),
-    ("claude-opus-4-1", 15.0, 75.0),
+    ("claude-sonnet-4-6", 3.0, 15.0),
     ("claude-sonnet-4-5", 3.0, 15.0),
     ("claude-haiku-4-5", 1.0, 5.0),
 )
@@ -29,9 +31,11 @@ class MutatorConfigError(ValueError):
 class MutatorConfig:
     # "auto" (LLM if a key is set, else offline), "llm", "offline", or a mix "llm:0.7,offline:0.3".
     mode: str = "auto"
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-4-6"
     max_tokens: int = 16000  # room for a full-file rewrite of the seed (~2.5k tokens) and then some
-    temperature: float = 1.0
+    # None: the model's default. The SDK no longer takes temperature, so a value is sent as an extra
+    # body field; models that reject it answer HTTP 400 (status api_error).
+    temperature: float | None = None
     base_url: str | None = None  # None: the SDK's default, or ANTHROPIC_BASE_URL when set
     max_attempts: int = 3  # replies per proposal; each bad reply is answered with feedback
     max_retries: int = 4  # retries of one request on 429, 529, 5xx and connection errors
@@ -45,7 +49,9 @@ class MutatorConfig:
     def __post_init__(self) -> None:
         self.family_weights()  # validates mode
         _check(self.max_tokens >= 1, "max_tokens", self.max_tokens, "must be >= 1")
-        _check(0.0 <= self.temperature <= 1.0, "temperature", self.temperature, "must be in [0, 1]")
+        _check(
+            self.temperature is None or 0 <= self.temperature <= 1, "temperature", self.temperature, "must be in [0, 1]"
+        )
         _check(self.max_attempts >= 1, "max_attempts", self.max_attempts, "must be >= 1")
         _check(self.max_retries >= 0, "max_retries", self.max_retries, "must be >= 0")
         _check(self.retry_base_s >= 0, "retry_base_s", self.retry_base_s, "must be >= 0")

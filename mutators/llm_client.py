@@ -91,9 +91,9 @@ class LLMClient:
                     result = self._client().messages.create(
                         model=self._config.model,
                         max_tokens=self._config.max_tokens,
-                        temperature=self._config.temperature,
                         system=system,
                         messages=messages,
+                        extra_body=self._extra_body(),
                     )
                 return self._reply(result)
             except anthropic.APIStatusError as e:
@@ -103,6 +103,10 @@ class LLMClient:
             except json.JSONDecodeError:
                 raise LLMFailure("malformed", "the API answered with a body that is not valid JSON") from None
         raise AssertionError("unreachable: the last retry raises")
+
+    def _extra_body(self) -> dict | None:
+        temperature = self._config.temperature
+        return None if temperature is None else {"temperature": temperature}
 
     def _client(self) -> anthropic.Anthropic:
         with self._lock:
