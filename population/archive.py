@@ -1,0 +1,138 @@
+"""Archive: one row per evaluation, stored as Parquet segments in `<run>/archive/`.
+
+A genome may be evaluated several times (`kind`: "child" for its first training, "repeat" for
+re-evaluations that measure its fitness, "replay" for re-running an old genome, "noise" for repeats of
+the seed that measure sigma); its fitness comes from all of its ok rows. `make_row` is pure: the caller
+passes the timestamps.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from fitness.result import RunResult
+from population.messages import Genome
+from population.segments import SegmentLog
+
+KINDS = ("child", "repeat", "replay", "noise")
+
+SCHEMA = pa.schema(
+    [
+        ("eval_id", pa.int64()),  # row number, in recording order
+        ("genome_id", pa.string()),
+        ("parents", pa.string()),  # comma-separated full ids; "" for the seed
+        ("generation", pa.int64()),  # the accounting generation this evaluation belongs to
+        ("operator", pa.string()),
+        ("description", pa.string()),
+        ("kind", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("val_bpb", pa.float64()),
+        ("test_bpb", pa.float64()),
+        ("training_seconds", pa.float64()),
+        ("total_seconds", pa.float64()),
+        ("num_steps", pa.int64()),
+        ("tokens", pa.int64()),
+        ("num_params", pa.int64()),
+        ("peak_memory_mb", pa.float64()),
+        ("device", pa.string()),  # e.g. "cpu:2" or the GPU type
+        ("node", pa.string()),
+        ("worker", pa.string()),
+        ("seed", pa.int64()),
+        ("profile", pa.string()),
+        ("budget_seconds", pa.float64()),
+        ("source_chars", pa.int64()),
+        ("llm_model", pa.string()),
+        ("llm_input_tokens", pa.int64()),
+        ("llm_output_tokens", pa.int64()),
+        ("llm_cost_usd", pa.float64()),
+        ("started", pa.string()),  # ISO timestamps, as passed by the caller
+        ("finished", pa.string()),
+    ]
+)
+LLM_FIELDS = ("model", "input_tokens", "output_tokens", "cost_usd")
+_RESULT_FIELDS = (
+    "status reason val_bpb test_bpb training_seconds total_seconds num_steps tokens num_params "
+    "peak_memory_mb device seed profile budget_seconds"
+).split()
+
+
+def make_row(
+    genome: Genome,
+    result: RunResult,
+    *,
+    kind: str,
+    generation: int,
+    node: str = "",
+    worker: str = "",
+    started: str = "",
+    finished: str = "",
+    llm: dict | None = None,
+) -> dict:
+    """One archive row (without eval_id); `llm` has any of model, input_tokens, output_tokens, cost_usd."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    llm = llm or {}
+    unknown = set(llm) - set(LLM_FIELDS)
+    if unknown:
+        raise ValueError(f"llm keys must be among {', '.join(LLM_FIELDS)}, got {sorted(unknown)!r}")
+    row = {name: getattr(result, name) for name in _RESULT_FIELDS}
+    row.update(
+        genome_id=genome.id,
+        parents=",".join(genome.parents),
+        generation=generation,
+        operator=genome.operator,
+        description=genome.description,
+        kind=kind,
+        node=node,
+        worker=worker,
+        source_chars=len(genome.source),
+        llm_model=llm.get("model", ""),
+        llm_input_tokens=int(llm.get("input_tokens", 0)),
+        llm_output_tokens=int(llm.get("output_tokens", 0)),
+        llm_cost_usd=float(llm.get("cost_usd", 0.0)),
+        started=started,
+        finished=finished,
+    )
+    return row
+
+
+def ok_value(row: dict) -> float | None:
+    """The val_bpb this row contributes to its genome's fitness, or None for a failed evaluation."""
+    value = row["val_bpb"]
+    return value if row["status"] == "ok" and value is not None and math.isfinite(value) else None
+
+
+class Archive:
+    """Append-only evaluations, in memory and on disk; one instance per run (the single writer)."""
+
+    def __init__(self, directory: Path, fanout: int = 16) -> None:
+        self._log = SegmentLog(directory, SCHEMA, fanout)
+        self._tables = [self._log.read()]
+        self._frame: pd.DataFrame | None = None
+
+    def __len__(self) -> int:
+        return len(self._log)
+
+    def rows(self) -> list[dict]:
+        return pa.concat_tables(self._tables).to_pylist()
+
+    def append(self, row: dict) -> dict:
+        """Durably record one row; returns it with its eval_id."""
+        row = {"eval_id": len(self._log), **row}
+        self._log.append([row])
+        self._tables.append(pa.Table.from_pylist([row], schema=SCHEMA))
+        self._frame = None
+        return row
+
+    def frame(self) -> pd.DataFrame:
+        """Every evaluation as a DataFrame (a fresh copy; cached between appends)."""
+        if self._frame is None:
+            table = pa.concat_tables(self._tables).combine_chunks()
+            self._tables = [table]
+            self._frame = table.to_pandas()
+        return self._frame.copy()

@@ -1,0 +1,69 @@
+"""The messages population hands out: Genome, Fitness and the PopulationConfig that steers selection."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Genome:
+    """One immutable train.py, stored as one git commit whose parents are the genome's parents."""
+
+    id: str  # full commit hash
+    parents: tuple[str, ...]  # () for the seed, one for a mutation, two for a crossover
+    operator: str  # "seed", "mutate", "crossover", "repair", "hyperparam", "merge", ...
+    description: str  # one line: what this child changed
+    source: str  # the train.py text
+    generation: int
+    created: str  # ISO timestamp
+    meta: dict = dataclasses.field(default_factory=dict)  # free-form, e.g. the mutator's model
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:7]
+
+
+@dataclass(frozen=True)
+class Fitness:
+    """A genome's val_bpb over all its ok evaluations (lower is better); count 0 means never ok."""
+
+    mean: float = math.nan
+    count: int = 0
+    std: float = math.nan  # sample std over the ok evaluations; nan below two
+    best: float = math.nan  # lowest single val_bpb
+
+    @classmethod
+    def of(cls, values: list[float]) -> Fitness:
+        if not values:
+            return cls()
+        mean = sum(values) / len(values)
+        std = math.nan
+        if len(values) > 1:
+            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        return cls(mean=mean, count=len(values), std=std, best=min(values))
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    population_size: int = 16  # survivors kept; also the children per generation (the accounting unit)
+    tournament_size: int = 3  # contestants per parent pick, drawn with replacement
+    elitism: int = 2  # the best this many genomes always survive
+    noise_margin_sigma: float = 2.0  # an unconfirmed challenger must beat the best by this many sigma
+    confirm_repeats: int = 3  # ok evaluations that make a genome's mean trusted (confirmed)
+    selection_seed: int = 0  # seeds survivor selection, so a resumed run picks the same survivors
+
+    def __post_init__(self) -> None:
+        counts = {
+            "population_size": self.population_size,
+            "tournament_size": self.tournament_size,
+            "confirm_repeats": self.confirm_repeats,
+        }
+        for name, value in counts.items():
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value!r}")
+        if not 0 <= self.elitism <= self.population_size:
+            raise ValueError(f"elitism must be in [0, population_size], got {self.elitism!r}")
+        if not self.noise_margin_sigma >= 0:
+            raise ValueError(f"noise_margin_sigma must be >= 0, got {self.noise_margin_sigma!r}")

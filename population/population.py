@@ -1,0 +1,282 @@
+"""Population: the one owner of a run's state — genome store, archive, standings and survivors.
+
+Opening an existing run (see population.rundir for the layout) replays the archive in recording
+order, which restores the standings, the survivors and the best exactly.
+
+Generations are accounting units: every `population_size` child evaluations, survivor selection
+runs over the survivors plus the genomes evaluated since, with a generator seeded by
+(selection_seed, number of selections so far), so a resumed run selects the same survivors. A new
+noise-gated best joins the survivors at once. Only this process writes: a lock refuses a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from fitness.interface import check_genome
+from fitness.result import RunResult
+from population import selection
+from population.archive import Archive, make_row, ok_value
+from population.errors import InvalidGenome, RunDirError
+from population.export import results_tsv
+from population.lineage import Lineage, build_lineage, merge_base
+from population.messages import Fitness, Genome, PopulationConfig
+from population.rundir import ARCHIVE, MARKER, check_run_dir, lock, write_atomic
+from population.standings import Standings
+from population.store import GenomeStore
+
+log = logging.getLogger(__name__)
+
+
+class Population:
+    """Create (with `seed_source`) or resume the run in `run_dir`. Use `close()` or a `with` block."""
+
+    def __init__(self, run_dir: str | Path, seed_source: str | None = None, config: PopulationConfig | None = None):
+        self.run_dir = Path(run_dir)
+        self.config = config or PopulationConfig()
+        fresh = check_run_dir(self.run_dir, seed_source)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._survivors: list[str] = []
+        self._pending: dict[str, None] = {}  # evaluated since the last survivor selection (ordered set)
+        self._by_status: dict[str, int] = {}
+        self._by_kind: dict[str, int] = {}
+        self._llm_micro_usd = 0
+        self._selections = 0
+        self._best: str | None = None
+        self._best_ref: str | None = None  # what refs/heads/best points at
+        with contextlib.ExitStack() as undo:  # a failed open must not keep the lock
+            self._lock = lock(self.run_dir)
+            undo.callback(os.close, self._lock)
+            self._store = GenomeStore.create(self.run_dir) if fresh else GenomeStore.load(self.run_dir)
+            undo.callback(self._store.close)
+            self._archive = Archive(self.run_dir / ARCHIVE)
+            self._seed_id = self._create(seed_source) if fresh else self._read_marker(seed_source)
+            self._standings = Standings(self._seed_id, self.config.confirm_repeats)
+            self._replay()
+            undo.pop_all()
+
+    @classmethod
+    def open(cls, run_dir: str | Path, seed_source: str | None, config: PopulationConfig) -> Population:
+        return cls(run_dir, seed_source, config)
+
+    def close(self) -> None:
+        self._store.close()
+        os.close(self._lock)
+
+    def __enter__(self) -> Population:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- genomes -------------------------------------------------------------------------------
+    def add(
+        self,
+        source: str,
+        parents: tuple[str, ...] | list[str],
+        operator: str,
+        description: str,
+        generation: int,
+        meta: dict | None = None,
+        created: str | None = None,
+    ) -> tuple[Genome, bool]:
+        """Commit a child; (existing genome, False) if its source is already stored. Raises InvalidGenome."""
+        existing = self._store.find_source(source)
+        if existing is not None:
+            return self._store.get(existing), False
+        reason = check_genome(source)
+        if reason is not None:
+            raise InvalidGenome(f"invalid genome ({operator}: {description[:60]!r}): {reason}")
+        resolved = tuple(dict.fromkeys(self._store.resolve(p) for p in parents))
+        if not resolved:
+            raise ValueError(f"only the seed may have no parents; got a parentless {operator!r} child")
+        stamp = created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        genome = self._store.commit(
+            source, resolved, operator, description, generation=generation, created=stamp, meta=meta or {}
+        )
+        return genome, True
+
+    def genome(self, id_or_prefix: str) -> Genome:
+        """The genome with this id or unique id prefix; raises UnknownGenome / AmbiguousGenome."""
+        return self._store.get(id_or_prefix)
+
+    def seed(self) -> Genome:
+        return self._store.get(self._seed_id)
+
+    def merge_base(self, a: str, b: str) -> Genome | None:
+        """The most recent common ancestor of two genomes (context for a crossover)."""
+        base = merge_base(self._store.resolve(a), self._store.resolve(b), self._store.parents_of, self._store.order())
+        return self._store.get(base) if base else None
+
+    def lineage(self, genome_id: str) -> Lineage:
+        return build_lineage(self._store.resolve(genome_id), self._store.get, lambda g: self.fitness(g).mean)
+
+    # --- evaluations ---------------------------------------------------------------------------
+    def record(
+        self,
+        genome_id: str,
+        result: RunResult,
+        *,
+        kind: str = "child",
+        generation: int,
+        node: str = "",
+        worker: str = "",
+        started: str,
+        finished: str,
+        llm: dict | None = None,
+    ) -> None:
+        """Durably append one evaluation of a genome and update standings, survivors and the best."""
+        genome = self._store.get(genome_id)
+        where = dict(node=node, worker=worker, started=started, finished=finished, llm=llm)
+        row = self._archive.append(make_row(genome, result, kind=kind, generation=generation, **where))
+        self._apply(row)
+        self._update_best_ref()
+
+    def archive(self) -> pd.DataFrame:
+        """Every evaluation, one row each (columns: population.archive.SCHEMA)."""
+        return self._archive.frame()
+
+    def fitness(self, genome_id: str) -> Fitness:
+        return self._standings.fitness(self._store.resolve(genome_id))
+
+    def noise_sigma(self) -> float | None:
+        """Pooled std of val_bpb between repeated evaluations (the seed's first); None until one exists."""
+        return self._standings.sigma()
+
+    def export_results_tsv(self, path: str | Path) -> Path:
+        path = Path(path)
+        write_atomic(path, results_tsv(self._archive.frame()))
+        return path
+
+    # --- selection -----------------------------------------------------------------------------
+    def survivors(self) -> list[Genome]:
+        """The current population, best first (empty until a genome has an ok evaluation)."""
+        return [self._store.get(c.id) for c in self._ranked_survivors()]
+
+    def select_parents(self, k_parents: int, rng: random.Random) -> list[Genome]:
+        """Tournament picks among the survivors, distinct while there are enough of them."""
+        ranked, picks = self._ranked_survivors(), []
+        for _ in range(k_parents):
+            pool = [c for c in ranked if c not in picks] or ranked
+            picks += selection.tournament(pool, self.config.tournament_size, 1, rng)
+        return [self._store.get(c.id) for c in picks]
+
+    def best(self) -> Genome | None:
+        """The noise-gated incumbent: see population.selection.incumbent."""
+        return self._store.get(self._best) if self._best else None
+
+    def repeat_candidates(self, n: int) -> list[str]:
+        """Up to n genome ids that deserve a repeat evaluation now (the same ids until it is recorded)."""
+        c = self.config
+        best = self._incumbent()
+        sigma = self.noise_sigma()
+        return selection.repeat_candidates(
+            self._standings.ranked(), best, n, sigma, c.noise_margin_sigma, c.confirm_repeats
+        )
+
+    def summary(self) -> dict:
+        best, seed = self._incumbent(), self._standings.fitness(self._seed_id)
+        return {
+            "genomes": len(self._store),
+            "evaluations": len(self._archive),
+            "children": self._by_kind.get("child", 0),
+            "generation": self._by_kind.get("child", 0) // self.config.population_size,
+            "by_status": dict(sorted(self._by_status.items())),
+            "best_id": best.id if best else None,
+            "best_val_bpb": best.fitness.mean if best else None,
+            "best_evaluations": best.fitness.count if best else 0,
+            "seed_id": self._seed_id,
+            "seed_val_bpb": seed.mean if seed.count else None,
+            "sigma": self.noise_sigma(),
+            "survivors": len(self._survivors),
+            "llm_cost_usd": self._llm_micro_usd / 1e6,
+        }
+
+    # --- internals -----------------------------------------------------------------------------
+    def _create(self, seed_source: str) -> str:
+        reason = check_genome(seed_source)
+        if reason is not None:
+            raise InvalidGenome(f"invalid seed genome: {reason}")
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        seed = self._store.commit(seed_source, (), "seed", "seed genome", generation=0, created=stamp, meta={})
+        self._store.set_best(seed.id)
+        write_atomic(self.run_dir / MARKER, json.dumps({"format": 1, "seed": seed.id}) + "\n")
+        log.info("created run %s with seed %s", self.run_dir, seed.short_id)
+        return seed.id
+
+    def _read_marker(self, seed_source: str | None) -> str:
+        try:
+            seed_id = json.loads((self.run_dir / MARKER).read_text())["seed"]
+            self._store.resolve(seed_id)
+        except (ValueError, KeyError, TypeError, LookupError):
+            raise RunDirError(f"{str(self.run_dir / MARKER)!r} is damaged or names no stored seed") from None
+        if seed_source is not None and self._store.find_source(seed_source) != seed_id:
+            log.warning("resuming %s: its seed %s differs from the seed source given", self.run_dir, seed_id[:7])
+        return seed_id
+
+    def _replay(self) -> None:
+        for row in self._archive.rows():
+            if row["genome_id"] not in self._store.order():
+                raise RunDirError(f"archive row {row['eval_id']} names unknown genome {row['genome_id']!r}")
+            self._apply(row)
+        self._update_best_ref()
+        log.info("opened run %s: %d genomes, %d evaluations", self.run_dir, len(self._store), len(self._archive))
+
+    def _apply(self, row: dict) -> None:
+        """Fold one archive row into the in-memory state (live and on resume alike)."""
+        gid = row["genome_id"]
+        self._standings.add(gid, ok_value(row), row["source_chars"])
+        if gid not in self._survivors:
+            self._pending[gid] = None
+        self._by_status[row["status"]] = self._by_status.get(row["status"], 0) + 1
+        self._by_kind[row["kind"]] = self._by_kind.get(row["kind"], 0) + 1
+        self._llm_micro_usd += round(row["llm_cost_usd"] * 1e6)  # integer sum: exact after resume
+        best = self._incumbent()
+        self._best = best.id if best else None
+        if self._best and self._survivors and self._best not in self._survivors:
+            self._admit_best()
+        generation_done = row["kind"] == "child" and self._by_kind["child"] % self.config.population_size == 0
+        if generation_done or not self._survivors:
+            self._select_survivors()
+
+    def _select_survivors(self) -> None:
+        c = self.config
+        pool = {*self._survivors, *self._pending, self._best}
+        ranked = selection.rank(self._standings.candidate(g) for g in pool if g in self._standings)
+        best = [x for x in ranked if x.id == self._best]
+        elites = (best + [x for x in ranked if x.id != self._best])[: c.elitism]
+        rng = random.Random(c.selection_seed * 1_000_003 + self._selections)
+        self._survivors = [
+            x.id for x in selection.select_survivors(ranked, c.population_size, elites, c.tournament_size, rng)
+        ]
+        self._pending.clear()
+        self._selections += 1
+
+    def _admit_best(self) -> None:
+        """A new best joins the survivors at once (elitism), in place of the worst when they are full."""
+        if len(self._survivors) >= self.config.population_size:
+            worst = self._ranked_survivors()[-1].id
+            self._survivors.remove(worst)
+            self._pending[worst] = None
+        self._survivors.append(self._best)
+        self._pending.pop(self._best, None)
+
+    def _ranked_survivors(self) -> list[selection.Candidate]:
+        return selection.rank(self._standings.candidate(g) for g in self._survivors)
+
+    def _incumbent(self) -> selection.Candidate | None:
+        leader, anchor = self._standings.leader(), self._standings.anchor()
+        return selection.incumbent(leader, anchor, self.noise_sigma(), self.config.noise_margin_sigma)
+
+    def _update_best_ref(self) -> None:
+        if self._best is not None and self._best != self._best_ref:
+            self._store.set_best(self._best)
+            self._best_ref = self._best

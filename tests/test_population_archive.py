@@ -1,0 +1,135 @@
+"""The archive: atomic Parquet segments, kill -9 safety, evaluation rows, results.tsv export."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from fitness.result import RunResult
+from population import Population, PopulationConfig, RunDirError
+from population.archive import SCHEMA
+from population.segments import SegmentLog
+
+REPO = Path(__file__).resolve().parents[1]
+WHEN = dict(started="2025-01-01T00:00:00+00:00", finished="2025-01-01T00:05:00+00:00")
+SMALL = pa.schema([("i", pa.int64())])
+
+
+def test_segments_compact_and_read_back_every_row_once(tmp_path):
+    log = SegmentLog(tmp_path, SMALL, fanout=4)
+    for i in range(37):
+        log.append([{"i": i}])
+    assert len(list(tmp_path.iterdir())) < 10
+    assert SegmentLog(tmp_path, SMALL, fanout=4).read().column("i").to_pylist() == list(range(37))
+
+
+def test_leftovers_of_an_interrupted_compaction_are_dropped_on_open(tmp_path):
+    log = SegmentLog(tmp_path / "a", SMALL, fanout=4)
+    for i in range(3):
+        log.append([{"i": i}])
+    saved = tmp_path / "saved"
+    shutil.copytree(tmp_path / "a", saved)
+    log.append([{"i": 3}])  # compacts rows 0..3 into one segment and deletes the small ones
+    for small in saved.iterdir():  # as if the crash came before the deletes
+        shutil.copy(small, tmp_path / "a" / small.name)
+    (tmp_path / "a" / ".tmp-seg-0000000004-0000000004.parquet").write_bytes(b"half a file")
+    reopened = SegmentLog(tmp_path / "a", SMALL, fanout=4)
+    assert reopened.read().column("i").to_pylist() == [0, 1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["seg-0000000000-0000000003.parquet"]
+
+
+def test_a_missing_segment_is_reported_not_skipped(tmp_path):
+    log = SegmentLog(tmp_path, SMALL, fanout=8)
+    for i in range(3):
+        log.append([{"i": i}])
+    (tmp_path / "seg-0000000001-0000000001.parquet").unlink()
+    with pytest.raises(RunDirError, match="lost rows"):
+        SegmentLog(tmp_path, SMALL, fanout=8)
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from fitness.result import RunResult
+    from population import Population, PopulationConfig
+    seed = open(sys.argv[2]).read()
+    with Population.open(sys.argv[1], seed, PopulationConfig(population_size=4)) as pop:
+        parent = pop.seed().id
+        for i in range(100_000):
+            child, _ = pop.add(seed + f"# child {i}\\n", [parent], "mutate", f"child {i}", i // 4)
+            pop.record(child.id, RunResult("ok", val_bpb=1.0 + i / 1e4), generation=i // 4, started="s", finished="f")
+            print(child.id, i, flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("acks", [7, 29, 41])
+def test_kill_9_while_appending_loses_nothing_acknowledged(tmp_path, seed_source, acks):
+    run_dir, seed_file = tmp_path / "run", tmp_path / "seed.py"
+    seed_file.write_text(seed_source)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [sys.executable, "-c", WRITER, str(run_dir), str(seed_file)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+    acked = [proc.stdout.readline().split() for _ in range(acks)]
+    time.sleep(random.Random(acks).uniform(0, 0.02))  # land the kill anywhere in add, record or compaction
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with Population.open(run_dir, None, PopulationConfig(population_size=4)) as pop:
+        frame = pop.archive()
+        recorded = dict(zip(frame.genome_id, frame.val_bpb, strict=True))
+        for gid, i in acked:
+            assert recorded[gid] == pytest.approx(1.0 + int(i) / 1e4)
+            assert pop.genome(gid).description == f"child {i}"
+        assert list(frame.eval_id) == list(range(len(frame))) and len(frame) >= acks
+
+
+def test_record_stores_one_row_with_every_field(tmp_path, seed_source):
+    result = RunResult("ok", val_bpb=0.9876, test_bpb=0.99, peak_memory_mb=3000.0, device="NVIDIA H100", seed=3)
+    llm = {"model": "claude", "input_tokens": 1200, "output_tokens": 300, "cost_usd": 0.02}
+    with Population.open(tmp_path / "run", seed_source, PopulationConfig()) as pop:
+        child, _ = pop.add(seed_source + "# x\n", [pop.seed().id], "mutate", "x", 1)
+        pop.record(child.id, result, generation=1, node="n1", worker="w3", llm=llm, **WHEN)
+        pop.record(child.id, RunResult("crash", reason="boom"), kind="repeat", generation=2, **WHEN)
+        frame = pop.archive()
+    assert list(frame.columns) == SCHEMA.names and len(frame) == 2
+    row = frame.iloc[0]
+    assert (row.genome_id, row.parents, row.operator, row.kind) == (child.id, pop.seed().id, "mutate", "child")
+    assert (row.node, row.worker, row.llm_model, row.llm_output_tokens) == ("n1", "w3", "claude", 300)
+    assert (row.val_bpb, row.device, row.started) == (0.9876, "NVIDIA H100", WHEN["started"])
+    assert list(frame.status) == ["ok", "crash"] and frame.reason.iloc[1] == "boom"
+
+
+def test_record_refuses_an_unknown_kind(tmp_path, seed_source):
+    with Population.open(tmp_path / "run", seed_source, PopulationConfig()) as pop:
+        with pytest.raises(ValueError, match="'rerun'"):
+            pop.record(pop.seed().id, RunResult("ok", val_bpb=1.0), kind="rerun", generation=0, **WHEN)
+        assert len(pop.archive()) == 0
+
+
+def test_results_tsv_marks_keep_discard_and_crash(tmp_path, seed_source):
+    with Population.open(tmp_path / "run", seed_source, PopulationConfig()) as pop:
+        pop.record(pop.seed().id, RunResult("ok", val_bpb=1.0, peak_memory_mb=45060.2), generation=0, **WHEN)
+        pop.record(pop.seed().id, RunResult("ok", val_bpb=0.5), kind="noise", generation=0, **WHEN)
+        outcomes = [RunResult("ok", val_bpb=0.99), RunResult("timeout"), RunResult("ok", val_bpb=0.995)]
+        for i, result in enumerate(outcomes):
+            child, _ = pop.add(seed_source + f"# {i}\n", [pop.seed().id], "mutate", f"try\t{i}", 1)
+            pop.record(child.id, result, generation=1, **WHEN)
+        lines = pop.export_results_tsv(tmp_path / "results.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == ["commit", "val_bpb", "memory_gb", "status", "description"]
+    assert lines[1] == f"{pop.seed().id[:7]}\t1.000000\t44.0\tkeep\tseed genome"
+    assert [line.split("\t")[1:4] for line in lines[2:]] == [
+        ["0.990000", "0.0", "keep"],
+        ["0.000000", "0.0", "crash"],
+        ["0.995000", "0.0", "discard"],
+    ]
+    assert lines[2].split("\t")[4] == "try 0"

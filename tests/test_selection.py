@@ -1,0 +1,83 @@
+"""Selection helpers: tournament rates, elitism, survivor selection, the noise gate, repeat policy."""
+
+from __future__ import annotations
+
+import collections
+import random
+
+import pytest
+
+from population.messages import Fitness
+from population.selection import Candidate, incumbent, rank, repeat_candidates, select_survivors, tournament
+
+
+def cand(gid: str, *values: float, size: int = 100) -> Candidate:
+    return Candidate(gid, Fitness.of(list(values)), size)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_tournament_picks_each_rank_at_the_rate_the_tournament_size_implies(k):
+    n, draws = 8, 80_000
+    ranked = rank(cand(f"g{r}", 1.0 + r / 100) for r in range(n))
+    counts = collections.Counter(c.id for c in tournament(ranked, k, draws, random.Random(1234)))
+    for r in range(1, n + 1):
+        expected = ((n - r + 1) ** k - (n - r) ** k) / n**k
+        assert counts[f"g{r - 1}"] / draws == pytest.approx(expected, abs=0.006)
+
+
+def test_better_genomes_are_picked_more_often():
+    ranked = rank(cand(f"g{r}", 1.0 + r / 100) for r in range(6))
+    counts = collections.Counter(c.id for c in tournament(ranked, 3, 20_000, random.Random(7)))
+    assert [counts[f"g{r}"] for r in range(6)] == sorted((counts[f"g{r}"] for r in range(6)), reverse=True)
+
+
+def test_rank_drops_failed_genomes_and_prefers_shorter_source_at_equal_val_bpb():
+    ranked = rank([cand("long", 1.0, size=500), cand("failed", size=10), cand("short", 1.0, size=400)])
+    assert [c.id for c in ranked] == ["short", "long"]
+
+
+def test_elites_always_survive_selection():
+    ranked = rank(cand(f"g{r:02d}", 1.0 + r / 100) for r in range(30))
+    for seed in range(50):
+        kept = select_survivors(ranked, 8, ranked[:3], 2, random.Random(seed))
+        assert len(kept) == 8 and {"g00", "g01", "g02"} <= {c.id for c in kept}
+        assert kept == sorted(kept, key=lambda c: c.key)
+
+
+def test_survivor_selection_keeps_everyone_when_the_pool_is_small():
+    ranked = rank(cand(f"g{r}", 1.0 + r) for r in range(3))
+    assert select_survivors(ranked, 8, ranked[:1], 3, random.Random(0)) == ranked
+
+
+def test_survivor_selection_without_elitism_favours_the_better_half():
+    ranked = rank(cand(f"g{r:02d}", 1.0 + r / 100) for r in range(20))
+    kept = collections.Counter(c.id for s in range(300) for c in select_survivors(ranked, 5, [], 3, random.Random(s)))
+    assert sum(kept[f"g{r:02d}"] for r in range(10)) > 3 * sum(kept[f"g{r:02d}"] for r in range(10, 20))
+
+
+SEED = cand("seed", 1.0, 1.0004, 0.9996)  # sigma ~ 4e-4
+SIGMA = 4e-4
+
+
+def test_a_challenger_inside_the_noise_band_does_not_displace_the_best():
+    lucky = cand("lucky", 0.9994)
+    assert incumbent(lucky, SEED, SIGMA, 2.0) == SEED
+
+
+def test_a_challenger_beyond_the_margin_displaces_the_best():
+    strong = cand("strong", 0.998)
+    assert incumbent(strong, SEED, SIGMA, 2.0) == strong
+
+
+def test_without_a_noise_estimate_only_confirmed_genomes_lead():
+    assert incumbent(cand("x", 0.9), SEED, None, 2.0) == SEED
+    assert incumbent(cand("x", 0.9), None, None, 2.0).id == "x"
+
+
+def test_repeat_candidates_measure_noise_first_then_the_unconfirmed_contenders():
+    seed_once = cand("seed", 1.0)
+    ranked = rank([seed_once, cand("a", 0.9995), cand("b", 1.01)])
+    assert repeat_candidates(ranked, seed_once, 3, None, 2.0, 3) == ["seed", "a"]
+    ranked = rank([SEED, cand("a", 0.9995), cand("b", 0.99999), cand("c", 1.01), cand("d", 0.9993, 0.9995, 0.9994)])
+    assert repeat_candidates(ranked, SEED, 5, SIGMA, 2.0, 3) == ["a", "b"]
+    assert repeat_candidates(ranked, SEED, 1, SIGMA, 2.0, 3) == ["a"]
