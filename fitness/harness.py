@@ -70,6 +70,7 @@ class _Session:
         self.training_seconds: float | None = None
         self.phases: dict[str, float] = dict(spec.get("phases", {}))
         self.status, self.reason, self.num_params = "crash", "", 0
+        self.started = _now()
         self.exporting = False
 
     def write(self) -> None:
@@ -141,12 +142,13 @@ def submit(model: torch.nn.Module) -> None:
     if _session.training_seconds is not None:
         return  # the first submission counts
     _session.training_seconds = _session.clock.elapsed()
+    if _session.clock.first is not None:  # model build, optimizer set-up: everything before the first batch
+        _session.phases["genome_setup"] = _session.clock.first - _session.started
+        _session.phases["untimed_steps"] = max(0.0, _now() - _session.clock.first - _session.training_seconds)
     _session.steps = _session.steps or _session.clock.requests
     started = _now()
     rows = _session.sampler.rows[: _session.profile.eval_batch_size]
-    example = torch.from_numpy(
-        np.stack([_session.sampler.tokens[s : s + seq_len] for s in rows]).astype(np.int64)
-    )
+    example = torch.from_numpy(np.stack([_session.sampler.tokens[s : s + seq_len] for s in rows]).astype(np.int64))
     _session.exporting = True  # a failure from here on makes the child invalid, not crashed
     model.eval()
     _session.num_params = sum(p.numel() for p in model.parameters())

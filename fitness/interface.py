@@ -28,8 +28,7 @@ def check_genome(source: str) -> str | None:
 
 def _imports_harness(tree: ast.AST) -> bool:
     return any(
-        isinstance(node, ast.Import)
-        and any(alias.name == "harness" and alias.asname is None for alias in node.names)
+        isinstance(node, ast.Import) and any(alias.name == "harness" and alias.asname is None for alias in node.names)
         for node in ast.walk(tree)
     )
 

@@ -56,9 +56,7 @@ def load_program(path: str, device: torch.device):
     try:
         program = torch.export.load(path)
     except MODEL_ERRORS as e:
-        raise scoring.ContractError(
-            "invalid", f"model file could not be loaded: {type(e).__name__}: {e}"
-        ) from e
+        raise scoring.ContractError("invalid", f"model file could not be loaded: {type(e).__name__}: {e}") from e
     names = set(program.graph_signature.parameters)
     num_params = sum(t.numel() for name, t in program.state_dict.items() if name in names)
     module = program.module().to(device)
@@ -86,9 +84,7 @@ def score(request: dict) -> dict:
     except scoring.ContractError as e:
         return {"status": e.status, "reason": str(e), "seconds": time.perf_counter() - started}
     except MODEL_ERRORS as e:
-        reason = (
-            f"model failed while scored: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-        )
+        reason = f"model failed while scored: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         return {"status": "invalid", "reason": reason, "seconds": time.perf_counter() - started}
     return dict(
         status="ok",

@@ -24,9 +24,7 @@ class ContractError(ValueError):
         self.status = status
 
 
-def nats_and_bytes(
-    logits: torch.Tensor, targets: torch.Tensor, token_bytes: torch.Tensor
-) -> tuple[float, int]:
+def nats_and_bytes(logits: torch.Tensor, targets: torch.Tensor, token_bytes: torch.Tensor) -> tuple[float, int]:
     """Summed cross-entropy (nats) and summed target bytes, special tokens excluded."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     nll = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -68,8 +66,7 @@ def check_causal(forward: Forward, x: torch.Tensor, vocab_size: int, count: int,
         if not gap <= CAUSALITY_ATOL:
             raise ContractError(
                 "invalid",
-                f"non-causal: predictions at position <= {t} change by {gap:.3g} "
-                "nats when later tokens change",
+                f"non-causal: predictions at position <= {t} change by {gap:.3g} nats when later tokens change",
             )
 
 

@@ -15,7 +15,9 @@ import numpy as np
 import tiktoken
 
 BOS = "<|bos|>"
-SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+SPLIT_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""  # noqa: E501
+)
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> tuple[str, dict[bytes, int]]:
@@ -31,9 +33,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> tuple[str, dict[bytes, i
 
 
 def make_encoding(pattern: str, ranks: dict[bytes, int], name: str = "evolve") -> tiktoken.Encoding:
-    return tiktoken.Encoding(
-        name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens={BOS: len(ranks)}
-    )
+    return tiktoken.Encoding(name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens={BOS: len(ranks)})
 
 
 def save(path: Path, pattern: str, ranks: dict[bytes, int]) -> None:

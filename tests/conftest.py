@@ -28,3 +28,21 @@ def ray_session():
         ray.init(num_cpus=2, num_gpus=4, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Every test session builds its own token cache, as a fresh machine would."""
+    path = os.environ.get("EVOLVE_TEST_CACHE") or str(tmp_path_factory.mktemp("evolve-cache"))
+    os.environ["EVOLVE_CACHE"] = path
+    yield Path(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_profile():
+    """The smoke profile cut down further: two seconds of training, a thousand scored tokens."""
+    import dataclasses
+
+    from experiments.profiles import load
+
+    return dataclasses.replace(load("smoke"), budget_seconds=2.0, eval_tokens=1024, startup_allowance_s=40.0)

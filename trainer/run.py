@@ -49,9 +49,7 @@ def run(
 ) -> RunResult:
     """Train and score one genome. `hide`: extra paths the child must not see (the run directory)."""
     started = time.perf_counter()
-    base = dict(
-        seed=seed, profile=profile.name, budget_seconds=profile.budget_seconds, device=_device_name(config)
-    )
+    base = dict(seed=seed, profile=profile.name, budget_seconds=profile.budget_seconds, device=_device_name(config))
     problem = check_genome(genome_source)
     if problem:
         status = "crash" if problem.startswith("syntax error") else "invalid"
@@ -59,7 +57,8 @@ def run(
     cache = data.prepare(profile.dataset, profile.vocab_size, (profile.seq_len,), profile.num_shards)
     own_scorer = scorer is None
     scorer = scorer or ScorerProcess(env=_scorer_env(config.threads))
-    scorer.warm(profile.to_dict(), config.threads)
+    if config.device == "cuda":  # a CPU child must not share its cores with the scorer's start-up
+        scorer.warm(profile.to_dict(), config.threads)
     box = Path(tempfile.mkdtemp(prefix="evolve-child-"))
     try:
         phases = {"prepare": time.perf_counter() - started}
@@ -140,9 +139,7 @@ def _spawn(command: list[str], box: Path, env: dict, profile: Profile, cpu_child
         except subprocess.TimeoutExpired:
             code = None
         _kill_group(proc)
-    return _Child(
-        code, time.perf_counter() - started, _read_record(box / "child.json"), _tail(box / "train.log")
-    )
+    return _Child(code, time.perf_counter() - started, _read_record(box / "child.json"), _tail(box / "train.log"))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

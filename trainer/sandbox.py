@@ -69,13 +69,9 @@ def bwrap_path() -> str | None:
     """bubblewrap, if installed and allowed to create namespaces here (checked once per process)."""
     path = shutil.which("bwrap")
     if path is None:
-        logger.warning(
-            "SANDBOX OFF: bubblewrap is not installed; children can read the disk and use the network"
-        )
+        logger.warning("SANDBOX OFF: bubblewrap is not installed; children can read the disk and use the network")
         return None
-    probe = subprocess.run(
-        [path, "--ro-bind", "/", "/", "--unshare-all", "true"], capture_output=True, text=True
-    )
+    probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "true"], capture_output=True, text=True)
     if probe.returncode != 0:
         logger.warning(
             "SANDBOX OFF: bubblewrap can't create namespaces here (%s); children are not isolated",
@@ -89,9 +85,7 @@ def _covered(path: Path, hidden: list[Path]) -> bool:
     return any(path == h or h in path.parents for h in hidden)
 
 
-def wrap(
-    command: list[str], sandbox: Path, *, hide: list[Path], binds: dict[Path, Path], gpu: bool
-) -> list[str]:
+def wrap(command: list[str], sandbox: Path, *, hide: list[Path], binds: dict[Path, Path], gpu: bool) -> list[str]:
     """Prefix `command` with bubblewrap: read-only root, private /tmp, hidden paths, one writable dir."""
     bwrap = bwrap_path()
     if bwrap is None:
@@ -114,9 +108,7 @@ def wrap(
         args += ["--tmpfs", str(h)]
     # Python itself and our code must stay visible even when they live under a hidden path ($HOME)...
     keeps = [
-        k
-        for k in {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), *_code_roots()}
-        if _covered(k, hidden)
+        k for k in {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), *_code_roots()} if _covered(k, hidden)
     ]
     for keep in keeps:
         args += ["--ro-bind", str(keep), str(keep)]

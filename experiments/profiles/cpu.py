@@ -10,5 +10,7 @@ PROFILE = Profile(
     budget_seconds=60.0,
     eval_tokens=32_768,
     eval_batch_size=32,
+    untimed_steps=1,  # the first step carries one-time allocation costs
+    untimed_allowance_s=10.0,
     startup_allowance_s=60.0,
 )

@@ -11,7 +11,6 @@ batches(batch_size, seq_len) -> (x, y) until the budget is spent, progress() in 
 report(step, loss), submit(model) where model(idx[B, T]) -> logits[B, T, vocab_size].
 """
 
-
 import harness
 import torch
 import torch.nn as nn
@@ -73,9 +72,7 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).unbind(2)
         q = apply_rotary(rms_norm(q), cos[:, :T], sin[:, :T])  # QK-norm, then rotary
         k = apply_rotary(rms_norm(k), cos[:, :T], sin[:, :T])
-        y = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
-        )
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -202,9 +199,7 @@ for x, y in harness.batches(DEVICE_BATCH_SIZE, harness.seq_len):
     train_loss = float(loss_sum) / GRAD_ACCUM_STEPS
     harness.report(step, train_loss)
     if step % 50 == 0:
-        print(
-            f"step {step:05d} | loss {train_loss:.4f} | lrm {multiplier:.2f} | progress {harness.progress():.1%}"
-        )
+        print(f"step {step:05d} | loss {train_loss:.4f} | lrm {multiplier:.2f} | progress {harness.progress():.1%}")
     step, loss_sum = step + 1, 0.0
 
 harness.submit(model)

@@ -1,0 +1,1 @@
+"""evolve: the command line and the run. Wires population, mutators and trainer; talks to the user."""

@@ -1,0 +1,95 @@
+"""The harness's pure parts: tokenizer, data splits and rows, bits-per-byte arithmetic, causality probe."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fitness import data, datasets, scoring, tokenizer
+
+
+@pytest.fixture(scope="module")
+def cache():
+    return data.prepare("shakespeare", 512, (64,))
+
+
+def test_tokenizer_round_trips_text_exactly(cache):
+    enc = tokenizer.load(cache.tokenizer_path)
+    samples = ["To be, or not to be: that is the question.\n", "  odd   spacing\t\ttabs\r\n", "é, ß, 😀, 中文", ""]
+    samples += datasets.shakespeare_documents("val")[:3]
+    for text in samples:
+        assert enc.decode(enc.encode_ordinary(text)) == text
+
+
+def test_tokenizer_has_bos_as_last_token(cache):
+    enc = tokenizer.load(cache.tokenizer_path)
+    assert enc.n_vocab == 512
+    assert enc.encode(tokenizer.BOS, allowed_special="all") == [511]
+    assert np.load(cache.token_bytes_path)[511] == 0
+
+
+def test_splits_are_disjoint_fixed_plays_of_about_ten_percent():
+    sizes = {split: sum(map(len, datasets.shakespeare_documents(split))) for split in datasets.SPLITS}
+    total = sum(sizes.values())
+    assert 0.08 < sizes["val"] / total < 0.12 and 0.08 < sizes["test"] / total < 0.12
+    assert not set(datasets.SHAKESPEARE_VAL) & set(datasets.SHAKESPEARE_TEST)
+    assert "**" not in datasets.shakespeare_documents("train")[0]
+
+
+def test_rows_start_at_document_starts_and_never_overlap(cache):
+    tokens, rows = cache.tokens("val"), cache.rows("val", 64)
+    assert (np.diff(rows) >= 64).all()
+    docs = np.load(cache.docs_path("val"))
+    at_doc_start = np.isin(rows, docs)
+    assert at_doc_start.sum() > 0.9 * len(docs)  # nearly every scene opens a row, and that row opens with BOS
+    assert (tokens[rows[at_doc_start]] == 511).all()
+    offsets = rows[:, None] - docs[None, :]
+    assert ((offsets >= 0) & (offsets % 64 == 0)).any(axis=1).all()
+
+
+def test_val_bpb_matches_hand_computation():
+    # Vocab of 3: token 0 = "a" (1 byte), token 1 = "bc" (2 bytes), token 2 = BOS (0 bytes, not counted).
+    token_bytes = torch.tensor([1, 2, 0])
+    logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]]]))
+    targets = torch.tensor([[0, 1, 2]])
+    nats, nbytes = scoring.nats_and_bytes(logits, targets, token_bytes)
+    assert nats == pytest.approx(-math.log(0.5) - math.log(0.8))
+    assert nbytes == 3
+    assert scoring.bits_per_byte(nats, nbytes) == pytest.approx((1 + math.log2(1.25)) / 3)
+
+
+def test_evaluate_pads_partial_batches_and_normalises_logits():
+    vocab, seq = 5, 4
+    token_bytes = torch.tensor([1, 1, 1, 1, 0])
+    rows = torch.randint(0, 4, (3, seq + 1))
+    shifted = lambda x: torch.zeros(x.size(0), x.size(1), vocab) + 7.0  # uniform after log_softmax
+    bpb = scoring.evaluate(shifted, rows, token_bytes, batch_size=2)
+    assert bpb == pytest.approx(math.log2(vocab))
+
+
+def test_causality_probe_accepts_causal_and_rejects_peeking_models():
+    emb = torch.nn.Embedding(16, 16)
+    causal = lambda x: emb(x).cumsum(dim=1)
+    peeking = lambda x: emb(x) + emb(x).mean(dim=1, keepdim=True)
+    x = torch.randint(0, 15, (2, 32))
+    with torch.no_grad():
+        scoring.check_causal(causal, x, 16, count=3)
+        with pytest.raises(scoring.ContractError, match="non-causal"):
+            scoring.check_causal(peeking, x, 16, count=3)
+
+
+def test_wrong_logits_shape_and_nan_logits_are_rejected():
+    with pytest.raises(scoring.ContractError) as shape:
+        scoring.check_logits(torch.zeros(2, 4, 7), 2, 4, 8)
+    assert shape.value.status == "invalid"
+    with pytest.raises(scoring.ContractError) as nan:
+        scoring.check_logits(torch.full((2, 4, 8), float("nan")), 2, 4, 8)
+    assert nan.value.status == "nan"
+
+
+def test_eval_rows_refuses_more_tokens_than_the_split_has(cache):
+    with pytest.raises(datasets.DatasetError, match="scoring needs"):
+        data.eval_rows(cache, "val", 64, 10**9)

