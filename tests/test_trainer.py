@@ -87,7 +87,8 @@ def test_genome_reading_environ_cannot_see_api_key(tiny_profile, scorer, monkeyp
     monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    probe = 'import os\nprint("ENV", sorted(os.environ))\nprint("LEAK", [v for v in os.environ.values() if "SECRET" in v])\n'
+    probe = 'import os\nprint("ENV", sorted(os.environ))\n'
+    probe += 'print("LEAK", [v for v in os.environ.values() if "SECRET" in v])\n'
     result = run(bigram(head=probe), tiny_profile, config=CONFIG, scorer=scorer)
     assert result.status == "ok"
     assert "LEAK []" in result.log_tail

@@ -1,0 +1,67 @@
+"""`python -m evolve` as a user runs it: real subprocesses, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, SEED_GENOME
+
+
+def evolve(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "evolve", *args], capture_output=True, text=True, cwd=REPO,
+                          env=env, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_train_smoke_prints_summary_with_finite_val_bpb_below_uniform():
+    proc = evolve("train", str(SEED_GENOME), "--profile", "smoke", "--seed", "1")
+    assert proc.returncode == 0, proc.stderr
+    summary = dict(line.split(":", 1) for line in proc.stdout.splitlines() if ":" in line)
+    val_bpb = float(summary["val_bpb"])
+    assert math.isfinite(val_bpb)
+    assert val_bpb < 0.85 * math.log2(512) / 2.3  # uniform over 512 tokens at ~2.3 bytes per token
+    for key in ("training_seconds", "total_seconds", "peak_vram_mb", "num_steps", "num_params_M", "overhead_seconds"):
+        assert key in summary
+    assert summary["status"].strip() == "ok"
+    assert proc.stdout.splitlines()[0] == "---"
+
+
+@pytest.mark.parametrize(
+    "args, quoted",
+    [
+        (["train", "no/such/train.py"], "'no/such/train.py'"),
+        (["train", "trainer"], "'trainer'"),
+        (["train", str(SEED_GENOME), "--budget", "0"], "'0'"),
+        (["train", str(SEED_GENOME), "--budget", "soon"], "'soon'"),
+        (["train", str(SEED_GENOME), "--profile", "tpu"], "'tpu'"),
+        (["prepare", "--vocab", "100"], "100"),
+        (["frobnicate"], "'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(args, quoted):
+    proc = evolve(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert quoted in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_genome_that_is_not_utf8_is_rejected(tmp_path):
+    bad = tmp_path / "train.py"
+    bad.write_bytes(b"\xff\xfe not text")
+    proc = evolve("train", str(bad))
+    assert proc.returncode == 2 and "not UTF-8" in proc.stderr
+
+
+def test_failed_child_exits_nonzero_with_reason(tmp_path):
+    genome = tmp_path / "train.py"
+    genome.write_text("import harness\nharness.batches(1)\n")
+    proc = evolve("train", str(genome), "--profile", "smoke")
+    assert proc.returncode == 1
+    assert "invalid" in proc.stderr and "harness.submit" in proc.stderr
