@@ -16,7 +16,7 @@ Use
     mutators = Mutators(config)                   # reads ANTHROPIC_API_KEY; mode 'llm' without it raises
     op = mutators.choose_operator(rng, n_parents_available=len(pool))
     proposal = mutators.propose(op, [ParentInfo(id, source, description, val_bpb), ...],
-                                ancestor_source, Context(program, ...), rng, is_duplicate)
+                                ancestor_source, Context(program=..., profile=..., ...), rng, is_duplicate)
     proposal = mutators.repair(ParentInfo(child_id, child_source, description), error_tail, context)
     if proposal.ok: commit(proposal.draft)  # Draft(source, description, operator, parent_ids, changes, usage)
     mutators.spent_usd, mutators.usage  # LLM totals so far; status 'budget' once max_cost_usd is hit

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import ast
 import functools
+import threading
 from collections.abc import Callable, Sequence
 
 from fitness.interface import check_genome
 
 IsDuplicate = Callable[[str], bool]
+# Threads parsing at once can make ast.parse raise a spurious SystemError "AST constructor recursion
+# depth mismatch" (seen on CPython 3.11.7; cf. CPython gh-106905). Proposals run in threads, so parse
+# one at a time.
+_AST_LOCK = threading.Lock()
+
+
+def parse(source: str) -> ast.Module:
+    """ast.parse, serialised across threads; raises SyntaxError like it."""
+    with _AST_LOCK:
+        return ast.parse(source)
 
 
 def vet(source: str, parent_sources: Sequence[str], is_duplicate: IsDuplicate | None) -> tuple[str, str] | None:
     """None if `source` is an acceptable child, else (status, one-line reason)."""
-    problem = check_genome(source)
+    with _AST_LOCK:
+        problem = check_genome(source)
     if problem is not None:
         return "invalid", problem
-    tree = ast.parse(source)
+    tree = parse(source)
     for parent in parent_sources:
         if source == parent:
             return "unchanged", "identical to a parent"
@@ -31,7 +43,7 @@ def vet(source: str, parent_sources: Sequence[str], is_duplicate: IsDuplicate | 
 @functools.lru_cache(maxsize=32)  # the same parent is vetted against many children; trees are not mutated
 def _parse(source: str) -> ast.Module | None:
     try:
-        return ast.parse(source)
+        return parse(source)
     except SyntaxError:  # a broken parent (repair) cannot equal a child that parses
         return None
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Context:
-    """Built by the orchestrator for each proposal; every field is plain text (may be empty)."""
+    """Built by the orchestrator for each proposal; the notes are plain text and may be empty."""
 
     program: str  # the research program: the user's instructions (experiments/program.md by default)
+    profile: str  # hardware profile the child will train under (h100, cpu, smoke): picks per-profile knobs
     parent_metrics: str = ""  # e.g. "val_bpb 1.234, 812 steps, 38.1M params, 290 s"
     log_tail: str = ""  # the last lines the parent printed
     lineage_notes: str = ""  # what the ancestors changed and what it did to val_bpb
     archive_digest: str = ""  # what worked and what failed across the archive
-    profile: str = "smoke"  # hardware profile the child will train under (h100, cpu, smoke)
 
 
 def render_context(context: Context) -> str:

@@ -5,6 +5,9 @@ and connection errors are retried up to `max_retries` times, waiting what the se
 `retry-after` / `retry-after-ms` header asks (capped at MAX_WAIT_S) or else `retry_base_s * 2**n`.
 Owning the loop lets tests use tiny backoffs and lets waiting requests give up their concurrency slot.
 
+The budget is checked before each request, so requests already in flight when it is reached still
+finish and are counted: the overshoot is at most `max_concurrency` replies.
+
 The API key lives only in a private attribute: it is left out of repr, never logged, and dropped
 when the client is pickled (the unpickled copy reads ANTHROPIC_API_KEY from its own environment).
 """
@@ -137,7 +140,7 @@ class LLMClient:
         if not isinstance(result, Message):
             raise LLMFailure("malformed", f"the API answered with a non-JSON body: {one_line(str(result), 80)!r}")
         if result.type != "message" or result.content is None:
-            detail = one_line(str(getattr(result, "error", None) or result.type), 120)
+            detail = one_line(str(result.model_dump().get("error") or result.type), 120)
             raise LLMFailure("malformed", f"the API answered with an error body: {detail}")
         usage = self._record(
             result.usage.input_tokens if result.usage else 0,

@@ -13,7 +13,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from mutators.accept import IsDuplicate, vet
+from mutators.accept import IsDuplicate, parse, vet
 from mutators.messages import Draft, ParentInfo, Proposal, failed
 
 _UPPER = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -37,7 +37,7 @@ class Knob:
 def find_knobs(source: str, profile: str) -> list[Knob]:
     """The numeric knobs of `source` as seen under `profile`, in file order."""
     knobs = []
-    for node in ast.parse(source).body:
+    for node in parse(source).body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             continue
         name = node.targets[0].id

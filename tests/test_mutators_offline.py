@@ -12,6 +12,8 @@ from mutators import Context, MutatorConfig, Mutators, ParentInfo
 from mutators.merge import merge, three_way
 from mutators.offline import consistent, find_knobs, hyperparam, perturb, rewrite
 
+CONTEXT = Context(program="p", profile="smoke")
+
 
 @pytest.fixture
 def offline() -> Mutators:
@@ -31,7 +33,9 @@ def test_hyperparam_gives_100_valid_distinct_children_of_the_seed(offline, seed_
     rng, seen = random.Random(1), set()
     parent = ParentInfo("seed", seed_source)
     for _ in range(100):
-        proposal = offline.propose("hyperparam", [parent], None, Context("p", profile=profile), rng, seen.__contains__)
+        proposal = offline.propose(
+            "hyperparam", [parent], None, Context(program="p", profile=profile), rng, seen.__contains__
+        )
         assert proposal.ok, proposal.reason
         draft = proposal.draft
         assert check_genome(draft.source) is None
@@ -113,7 +117,7 @@ def test_merge_combines_changes_to_different_knobs(seed_source):
 def test_conflicting_merge_is_a_conflict_status_not_a_child(offline, seed_source):
     a = ParentInfo("a", seed_source.replace("MATRIX_LR = 0.02", "MATRIX_LR = 0.03"))
     b = ParentInfo("b", seed_source.replace("MATRIX_LR = 0.02", "MATRIX_LR = 0.01"))
-    proposal = offline.propose("merge", [a, b], seed_source, Context("p"), random.Random(0))
+    proposal = offline.propose("merge", [a, b], seed_source, CONTEXT, random.Random(0))
     assert proposal.status == "conflict" and proposal.draft is None
     assert "1 conflicting hunk" in proposal.reason
     assert three_way(seed_source, a.source, b.source)[1] == 1
@@ -132,5 +136,5 @@ def test_merge_without_ancestor_is_refused(seed_source):
 
 def test_llm_operator_in_offline_mode_is_unavailable(offline, seed_source):
     parent = ParentInfo("seed", seed_source)
-    assert offline.propose("mutate", [parent], None, Context("p"), random.Random(0)).status == "unavailable"
-    assert offline.repair(parent, "Traceback", Context("p")).status == "unavailable"
+    assert offline.propose("mutate", [parent], None, CONTEXT, random.Random(0)).status == "unavailable"
+    assert offline.repair(parent, "Traceback", CONTEXT).status == "unavailable"
