@@ -36,7 +36,7 @@ GOOD_LINES = (
 GOOD = edit_reply(*GOOD_LINES)
 NO_MATCH = edit_reply("MATRIX_LR = 0.05  # not in the file", "MATRIX_LR = 0.03")
 PROSE = text_reply("I would try a higher learning rate; it usually helps small models.")
-TRUNCATED = text_reply(GOOD.body.decode().split('"text": "')[1][:40], stop_reason="max_tokens")
+TRUNCATED = text_reply("DESCRIPTION: raise the LR\n\n<<<<<<< SEARCH\nMATRIX_LR = 0.02", stop_reason="max_tokens")
 
 
 class Sleeps(list):
@@ -199,6 +199,7 @@ def test_crossover_sees_both_parents_changes_and_combines_them(seed):
     with FakeAnthropic([GOOD]) as server:
         proposal = make(server).propose("crossover", [a, b], seed.source, CONTEXT, random.Random(0))
     assert proposal.ok and proposal.draft.operator == "crossover" and proposal.draft.parent_ids == ("a", "b")
+    assert proposal.draft.usage.cost_usd == pytest.approx(0.006)
     assert "NS_STEPS = 4" in proposal.draft.source and "MATRIX_LR = 0.03" in proposal.draft.source
     prompt = server.requests[0].body["messages"][0]["content"]
     assert "-NS_STEPS = 5" in prompt and "+MATRIX_LR = 0.03" in prompt and "val_bpb 1.4800" in prompt
