@@ -100,10 +100,8 @@ def wrap(command: list[str], sandbox: Path, *, hide: list[Path], binds: dict[Pat
         *(["/dev"] if gpu else []),
         "--proc",
         "/proc",
-        "--tmpfs",
-        "/tmp",
     ]
-    hidden = [h.resolve() for h in hide if h.exists()]
+    hidden = [Path("/tmp"), *(h.resolve() for h in hide if h.exists())]  # /tmp: private to the child
     for h in hidden:
         args += ["--tmpfs", str(h)]
     # Python itself and our code must stay visible even when they live under a hidden path ($HOME)...
