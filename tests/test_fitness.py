@@ -81,6 +81,15 @@ def test_causality_probe_accepts_causal_and_rejects_peeking_models():
             scoring.check_causal(peeking, x, 16, count=3)
 
 
+def test_probe_rejects_a_model_that_reads_other_rows_of_the_batch():
+    emb = torch.nn.Embedding(16, 16)
+    causal = lambda x: emb(x).cumsum(dim=1)
+    batch_mixing = lambda x: causal(x) + causal(x).mean(dim=0, keepdim=True)  # causal in time, leaks across rows
+    x = torch.randint(0, 15, (4, 32))
+    with torch.no_grad(), pytest.raises(scoring.ContractError, match="not independent"):
+        scoring.check_causal(batch_mixing, x, 16, count=3)
+
+
 def test_wrong_logits_shape_and_nan_logits_are_rejected():
     with pytest.raises(scoring.ContractError) as shape:
         scoring.check_logits(torch.zeros(2, 4, 7), 2, 4, 8)
