@@ -1,16 +1,20 @@
 """population: the one owner of a run's state — genome store (git), archive (Parquet), selection, lineage.
 
-Public API (PopulationActor lives in population.actor, so importing this package doesn't import Ray):
+Public API (PopulationActor lives in population.actor, so importing this package doesn't import Ray;
+it takes the same constructor arguments: run_dir: str, seed_source, config):
 
-    pop = Population.open(run_dir, seed_source, PopulationConfig(...))   # create or resume
+    pop = Population.open(run_dir, seed_source, PopulationConfig(...))  # create, or resume (seed may be None)
     genome, is_new = pop.add(source, parents, operator, description, generation, meta=None, created=None)
-    pop.genome(id_or_prefix) -> Genome          # UnknownGenome / AmbiguousGenome (GenomeIdError)
-    pop.record(genome_id, result, kind="child", generation=g, node="", worker="",
-               started=iso, finished=iso, llm={"model", "input_tokens", "output_tokens", "cost_usd"})
-    pop.archive() -> DataFrame; pop.fitness(id) -> Fitness; pop.noise_sigma() -> float | None
-    pop.select_parents(k, rng) -> list[Genome]; pop.survivors(); pop.best(); pop.repeat_candidates(n)
-    pop.lineage(id) -> Lineage; pop.merge_base(a, b) -> Genome | None
-    pop.export_results_tsv(path); pop.summary() -> dict; pop.close()
+        # is_new False: an identical source exists (that genome is returned, nothing is committed);
+        # InvalidGenome: the source breaks the genome contract; parents may be id prefixes
+    pop.genome(id_or_prefix) -> Genome   # UnknownGenome / AmbiguousGenome, both GenomeIdError(LookupError)
+    pop.seed() -> Genome
+    pop.record(genome_id, result, kind="child", generation=g, node="", worker="", started=iso, finished=iso,
+               llm={"model": str, "input_tokens": int, "output_tokens": int, "cost_usd": float} | None)
+    pop.archive() -> DataFrame       pop.fitness(id) -> Fitness      pop.noise_sigma() -> float | None
+    pop.select_parents(k, rng) -> list[Genome]     pop.survivors() -> list[Genome]     pop.best() -> Genome | None
+    pop.repeat_candidates(n) -> list[str]          pop.lineage(id) -> Lineage      pop.merge_base(a, b)
+    pop.export_results_tsv(path) -> Path           pop.summary() -> dict           pop.close() / with-block
 """
 
 from population.errors import AmbiguousGenome, GenomeIdError, InvalidGenome, RunDirError, UnknownGenome

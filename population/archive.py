@@ -126,6 +126,8 @@ class Archive:
         row = {"eval_id": len(self._log), **row}
         self._log.append([row])
         self._tables.append(pa.Table.from_pylist([row], schema=SCHEMA))
+        if len(self._tables) > 256:  # merge the one-row tables now and then: memory stays small
+            self._tables = [pa.concat_tables(self._tables).combine_chunks()]
         self._frame = None
         return row
 

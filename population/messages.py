@@ -18,7 +18,7 @@ class Genome:
     source: str  # the train.py text
     generation: int
     created: str  # ISO timestamp
-    meta: dict = dataclasses.field(default_factory=dict)  # free-form, e.g. the mutator's model
+    meta: dict = dataclasses.field(default_factory=dict, hash=False)  # free-form, e.g. the mutator's model
 
     @property
     def short_id(self) -> str:

@@ -139,7 +139,7 @@ class GenomeStore:
         gid = self.resolve(id_or_prefix)
         h = self._headers[gid]
         source = self._read(h.tree).decode()
-        return Genome(gid, h.parents, h.operator, h.description, source, h.generation, h.created, h.meta)
+        return Genome(gid, h.parents, h.operator, h.description, source, h.generation, h.created, dict(h.meta))
 
     def commit(
         self,

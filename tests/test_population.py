@@ -51,14 +51,14 @@ def started(tmp_path, name: str, seed_source: str) -> Population:
 
 def test_reopening_a_run_restores_the_population_and_continues_identically(tmp_path, seed_source):
     with started(tmp_path, "straight", seed_source) as pop:
-        play(pop, seed_source, 1, 30)
+        play(pop, seed_source, 1, 20)
         expected = state(pop)
     with started(tmp_path, "resumed", seed_source) as pop:
-        play(pop, seed_source, 1, 15)
+        play(pop, seed_source, 1, 11)
         before = state(pop)
     with Population.open(tmp_path / "resumed", None, CONFIG) as pop:
         assert state(pop) == before
-        play(pop, seed_source, 15, 30)
+        play(pop, seed_source, 11, 20)
         assert state(pop) == expected
 
 
