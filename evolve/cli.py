@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -54,7 +55,10 @@ def profile_arg(name: str | None):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="evolve", description="Evolutionary search over train.py variants.")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    # Each command names its handler "module:function" (imported only when that command runs, so
+    # `--help` and bad-input errors stay fast); the handler takes the parsed args and returns the exit code.
     train = commands.add_parser("train", help="train and score one genome")
+    train.set_defaults(handler="evolve.commands:train")
     train.add_argument("genome", help="path to a train.py")
     train.add_argument("--profile", choices=profiles.NAMES, help="default: h100 with CUDA, else cpu")
     train.add_argument("--budget", type=positive_float, help="training seconds (default: the profile's)")
@@ -62,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for the child")
     train.add_argument("--log", type=Path, help="keep the child's full log here")
     prepare = commands.add_parser("prepare", help="build the dataset, tokenizer and token caches")
+    prepare.set_defaults(handler="evolve.commands:prepare")
     prepare.add_argument("--profile", choices=profiles.NAMES, help="take dataset/vocab from this profile")
     prepare.add_argument("--dataset", choices=("shakespeare", "climbmix"))
     prepare.add_argument("--vocab", type=int, help="vocabulary size including BOS")
@@ -74,14 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "train":
-            from evolve import commands
-
-            return commands.train(args)
-        if args.command == "prepare":
-            from evolve import commands
-
-            return commands.prepare(args)
+        if getattr(args, "handler", None):
+            module, function = args.handler.split(":")
+            return getattr(importlib.import_module(module), function)(args)
         raise UsageError("expected a command: train or prepare (see --help)")
     except UsageError as e:
         print(f"evolve: error: {e}", file=sys.stderr)

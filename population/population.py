@@ -48,6 +48,8 @@ class Population:
         self._pending: dict[str, None] = {}  # evaluated since the last survivor selection (ordered set)
         self._by_status: dict[str, int] = {}
         self._by_kind: dict[str, int] = {}
+        self._children = 0  # finished child evaluations (interrupted ones don't count): the generation clock
+        self._evaluated: set[str] = set()  # genomes with a finished (not interrupted) evaluation
         self._llm_micro_usd = 0
         self._selections = 0
         self._best: str | None = None
@@ -151,6 +153,12 @@ class Population:
         """Pooled std of val_bpb between repeated evaluations (the seed's first); None until one exists."""
         return self._standings.sigma()
 
+    def unevaluated(self) -> list[Genome]:
+        """Committed genomes (the seed aside) with no finished evaluation: children in flight when a run
+        stopped, or interrupted by it. A resumed run trains these first."""
+        ids = [g for g in self._store.order() if g != self._seed_id and g not in self._evaluated]
+        return [self._store.get(g) for g in ids]
+
     def export_results_tsv(self, path: str | Path) -> Path:
         path = Path(path)
         write_atomic(path, results_tsv(self._archive.frame()))
@@ -187,8 +195,8 @@ class Population:
         return {
             "genomes": len(self._store),
             "evaluations": len(self._archive),
-            "children": self._by_kind.get("child", 0),
-            "generation": self._by_kind.get("child", 0) // self.config.population_size,
+            "children": self._children,
+            "generation": self._children // self.config.population_size,
             "by_status": dict(sorted(self._by_status.items())),
             "best_id": best.id if best else None,
             "best_val_bpb": best.fitness.mean if best else None,
@@ -238,12 +246,17 @@ class Population:
             self._pending[gid] = None
         self._by_status[row["status"]] = self._by_status.get(row["status"], 0) + 1
         self._by_kind[row["kind"]] = self._by_kind.get(row["kind"], 0) + 1
+        finished = row["status"] != "interrupted"
+        if finished:
+            self._evaluated.add(gid)
+        counted = row["kind"] == "child" and finished
+        self._children += counted
         self._llm_micro_usd += round(row["llm_cost_usd"] * 1e6)  # integer sum: exact after resume
         best = self._incumbent()
         self._best = best.id if best else None
         if self._best and self._survivors and self._best not in self._survivors:
             self._admit_best()
-        generation_done = row["kind"] == "child" and self._by_kind["child"] % self.config.population_size == 0
+        generation_done = counted and self._children % self.config.population_size == 0
         if generation_done or not self._survivors:
             self._select_survivors()
 

@@ -12,10 +12,12 @@ rlimits apply; evolve says so once, loudly.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import logging
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,10 +60,18 @@ def child_env(parent: dict[str, str], threads: int, sandbox: Path, pythonpath: s
 
 def set_limits(cpu_child: bool) -> None:
     """preexec_fn: runs in the forked child before exec."""
+    _die_with_parent()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
     if cpu_child:
         resource.setrlimit(resource.RLIMIT_AS, (CPU_MEMORY_BYTES, CPU_MEMORY_BYTES))
+
+
+def _die_with_parent() -> None:
+    """The child gets SIGKILL when the process that started it dies (a killed Ray worker leaves no orphan)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 @functools.cache
