@@ -8,14 +8,14 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, SEED_GENOME
 
 
 def evolve(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "evolve", *args], capture_output=True, text=True, cwd=REPO,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "evolve", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout
+    )
 
 
 @pytest.mark.slow
