@@ -232,6 +232,11 @@ def _device_name(config: TrainerConfig) -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else config.device
 
 
+def scorer_process(threads: int) -> ScorerProcess:
+    """A scorer to keep warm across many `run` calls (one per trainer worker)."""
+    return ScorerProcess(env=_scorer_env(threads))
+
+
 def _scorer_env(threads: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC")}
     env.update(OMP_NUM_THREADS=str(threads), PYTHONPATH=_code_root())
