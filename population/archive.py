@@ -108,10 +108,10 @@ def ok_value(row: dict) -> float | None:
 
 
 class Archive:
-    """Append-only evaluations, in memory and on disk; one instance per run (the single writer)."""
+    """Append-only evaluations, in memory and on disk; one writer per run (readers pass `read_only`)."""
 
-    def __init__(self, directory: Path, fanout: int = 16) -> None:
-        self._log = SegmentLog(directory, SCHEMA, fanout)
+    def __init__(self, directory: Path, fanout: int = 16, read_only: bool = False) -> None:
+        self._log = SegmentLog(directory, SCHEMA, fanout, read_only)
         self._tables = [self._log.read()]
         self._frame: pd.DataFrame | None = None
 

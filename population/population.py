@@ -39,11 +39,18 @@ log = logging.getLogger(__name__)
 class Population:
     """Create (with `seed_source`) or resume the run in `run_dir`. Use `close()` or a `with` block."""
 
-    def __init__(self, run_dir: str | Path, seed_source: str | None = None, config: PopulationConfig | None = None):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        seed_source: str | None = None,
+        config: PopulationConfig | None = None,
+        read_only: bool = False,
+    ):
         self.run_dir = Path(run_dir)
         self.config = config or PopulationConfig()
-        fresh = check_run_dir(self.run_dir, seed_source)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fresh = check_run_dir(self.run_dir, None if read_only else seed_source)
+        if not read_only:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self._survivors: list[str] = []
         self._pending: dict[str, None] = {}  # evaluated since the last survivor selection (ordered set)
         self._by_status: dict[str, int] = {}
@@ -55,11 +62,14 @@ class Population:
         self._best: str | None = None
         self._best_ref: str | None = None  # what refs/heads/best points at
         with contextlib.ExitStack() as undo:  # a failed open must not keep the lock
-            self._lock = lock(self.run_dir)
-            undo.callback(os.close, self._lock)
+            self._lock = None if read_only else lock(self.run_dir)
+            if self._lock is not None:
+                undo.callback(os.close, self._lock)
+            # Rows before genomes: a writer commits a genome before recording it, so a reader of a live
+            # run finds every genome its rows name.
+            self._archive = Archive(self.run_dir / ARCHIVE, read_only=read_only)
             self._store = GenomeStore.create(self.run_dir) if fresh else GenomeStore.load(self.run_dir)
             undo.callback(self._store.close)
-            self._archive = Archive(self.run_dir / ARCHIVE)
             self._seed_id = self._create(seed_source) if fresh else self._read_marker(seed_source)
             self._standings = Standings(self._seed_id, self.config.confirm_repeats)
             self._replay()
@@ -69,9 +79,16 @@ class Population:
     def open(cls, run_dir: str | Path, seed_source: str | None, config: PopulationConfig) -> Population:
         return cls(run_dir, seed_source, config)
 
+    @classmethod
+    def read(cls, run_dir: str | Path, config: PopulationConfig | None = None) -> Population:
+        """A read-only view of a run, finished or still being written by another process: no lock, no
+        writes; `add` and `record` refuse. It is a snapshot: open it again to see later evaluations."""
+        return cls(run_dir, None, config, read_only=True)
+
     def close(self) -> None:
         self._store.close()
-        os.close(self._lock)
+        if self._lock is not None:
+            os.close(self._lock)
 
     def __enter__(self) -> Population:
         return self
@@ -91,6 +108,7 @@ class Population:
         created: str | None = None,
     ) -> tuple[Genome, bool]:
         """Commit a child; (existing genome, False) if its source is already stored. Raises InvalidGenome."""
+        self._check_writable()
         existing = self._store.find_source(source)
         if existing is not None:
             return self._store.get(existing), False
@@ -136,6 +154,7 @@ class Population:
         llm: dict | None = None,
     ) -> None:
         """Durably append one evaluation of a genome and update standings, survivors and the best."""
+        self._check_writable()
         genome = self._store.get(genome_id)
         where = dict(node=node, worker=worker, started=started, finished=finished, llm=llm)
         row = self._archive.append(make_row(genome, result, kind=kind, generation=generation, **where))
@@ -289,7 +308,11 @@ class Population:
         leader, anchor = self._standings.leader(), self._standings.anchor()
         return selection.incumbent(leader, anchor, self.noise_sigma(), self.config.noise_margin_sigma)
 
+    def _check_writable(self) -> None:
+        if self._lock is None:
+            raise RunDirError(f"run directory {str(self.run_dir)!r} was opened read-only")
+
     def _update_best_ref(self) -> None:
-        if self._best is not None and self._best != self._best_ref:
+        if self._best is not None and self._best != self._best_ref and self._lock is not None:
             self._store.set_best(self._best)
             self._best_ref = self._best

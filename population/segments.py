@@ -11,10 +11,13 @@ and the amortised cost of an append stays flat (O(log n) rows rewritten per row)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import time
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,28 +28,39 @@ log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"seg-(\d{10})-(\d{10})\.parquet")
 _TMP_PREFIX = ".tmp-"
+_READ_ATTEMPTS = 5  # a reader lists again this often when a concurrent compaction moves rows
+
+
+class _Moved(Exception):
+    """A reader saw the segment files change under it (a concurrent compaction)."""
 
 
 class SegmentLog:
-    """The single writer's view of one segment directory (callers hold the run directory lock)."""
+    """The single writer's view of one segment directory (callers hold the run directory lock).
 
-    def __init__(self, directory: Path, schema: pa.Schema, fanout: int = 16) -> None:
+    With `read_only` it is a reader's view of a log another process may be writing: it takes no lock,
+    changes nothing on disk, and lists again when a compaction moves rows while it reads.
+    """
+
+    def __init__(self, directory: Path, schema: pa.Schema, fanout: int = 16, read_only: bool = False) -> None:
         self._dir = directory
         self._schema = schema
         self._fanout = fanout
-        self._dir.mkdir(parents=True, exist_ok=True)
+        self._read_only = read_only
+        if not read_only:
+            self._dir.mkdir(parents=True, exist_ok=True)
         self._segments = self._recover()  # [(lo, hi)] sorted, contiguous from 0
 
     def __len__(self) -> int:
         return self._segments[-1][1] + 1 if self._segments else 0
 
     def read(self) -> pa.Table:
-        """Every row ever appended, in order."""
-        tables = [self._read_one(lo, hi) for lo, hi in self._segments]
-        return pa.concat_tables(tables) if tables else self._schema.empty_table()
+        """Every row ever appended, in order (for a reader: every row there was when it listed last)."""
+        return self._retrying(self._read_all, relist=True)
 
     def append(self, rows: list[dict]) -> None:
         """Durably add `rows`; when this returns they survive any crash of this process."""
+        assert not self._read_only, "append on a read-only SegmentLog"
         if not rows:
             return
         lo = len(self)
@@ -74,31 +88,65 @@ class SegmentLog:
         return level
 
     def _recover(self) -> list[tuple[int, int]]:
-        """List complete segments, dropping leftovers of an interrupted write or compaction."""
+        """List complete segments; the writer also drops leftovers of an interrupted write or compaction."""
+        return self._retrying(self._list)
+
+    def _retrying(self, action, relist: bool = False):
+        """`action()`; a reader that saw a concurrent compaction move rows waits a moment and tries again."""
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                return action()
+            except _Moved as moved:
+                if attempt + 1 == _READ_ATTEMPTS:
+                    raise RunDirError(f"{moved} (still so after {_READ_ATTEMPTS} tries)") from None
+                time.sleep(0.01 * 2**attempt)
+                if relist:
+                    self._segments = self._recover()
+        raise AssertionError("unreachable")
+
+    def _read_all(self) -> pa.Table:
+        # Open every segment first: a file a concurrent compaction deletes afterwards stays readable.
+        with contextlib.ExitStack() as files:
+            opened = [(lo, hi, files.enter_context(self._open(lo, hi))) for lo, hi in self._segments]
+            tables = [self._read_one(lo, hi, handle) for lo, hi, handle in opened]
+        return pa.concat_tables(tables) if tables else self._schema.empty_table()
+
+    def _list(self) -> list[tuple[int, int]]:
+        if self._read_only and not self._dir.is_dir():
+            return []  # a run whose first evaluation is still to come
         found = []
-        for path in self._dir.iterdir():
-            if path.name.startswith(_TMP_PREFIX):
-                path.unlink()
-            elif match := _NAME.fullmatch(path.name):
+        for name in os.listdir(self._dir):
+            if name.startswith(_TMP_PREFIX) and not self._read_only:
+                (self._dir / name).unlink()
+            elif match := _NAME.fullmatch(name):
                 found.append((int(match[1]), int(match[2])))
         found.sort(key=lambda seg: (seg[0], -seg[1]))
         kept: list[tuple[int, int]] = []
         for lo, hi in found:
             if kept and hi <= kept[-1][1]:
-                self._path(lo, hi).unlink()  # already inside a compacted segment
+                if not self._read_only:
+                    self._path(lo, hi).unlink()  # already inside a compacted segment
                 continue
             expected = kept[-1][1] + 1 if kept else 0
             if lo != expected:
-                raise RunDirError(
-                    f"archive in {str(self._dir)!r} lost rows: segment {lo}-{hi} follows row {expected - 1}"
-                )
+                message = f"archive in {str(self._dir)!r} lost rows: segment {lo}-{hi} follows row {expected - 1}"
+                raise _Moved(message) if self._read_only else RunDirError(message)
             kept.append((lo, hi))
         return kept
 
-    def _read_one(self, lo: int, hi: int) -> pa.Table:
+    def _open(self, lo: int, hi: int) -> BinaryIO:
         path = self._path(lo, hi)
         try:
-            table = pq.read_table(path, schema=self._schema)
+            return open(path, "rb")
+        except FileNotFoundError:
+            if self._read_only:  # compacted away since we listed
+                raise _Moved(f"archive segment {str(path)!r} vanished while it was read") from None
+            raise RunDirError(f"archive segment {str(path)!r} is missing") from None
+
+    def _read_one(self, lo: int, hi: int, handle: BinaryIO | None = None) -> pa.Table:
+        path = self._path(lo, hi)
+        try:
+            table = pq.read_table(handle or path, schema=self._schema)
         except (OSError, pa.ArrowException) as e:
             raise RunDirError(f"archive segment {str(path)!r} is unreadable: {e}") from None
         if table.num_rows != hi - lo + 1:
