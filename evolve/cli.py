@@ -71,7 +71,39 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--dataset", choices=("shakespeare", "climbmix"))
     prepare.add_argument("--vocab", type=int, help="vocabulary size including BOS")
     prepare.add_argument("--num-shards", type=int, help="climbmix training shards to download")
+    add_inspection_commands(commands)
     return parser
+
+
+def add_inspection_commands(commands) -> None:
+    """lineage, show, replay, report, status: they read a run directory (replay also records into it)."""
+    run_dir = dict(required=True, help="the run directory")
+    genome_help = "a genome id or unique prefix, `best` or `seed`"
+    lineage = commands.add_parser("lineage", help="a genome's ancestry as a tree (or an image with --out)")
+    lineage.set_defaults(handler="evolve.lineage_view:main")
+    lineage.add_argument("genome", nargs="?", default="best", help=genome_help + " (default best)")
+    lineage.add_argument("--run-dir", **run_dir)
+    lineage.add_argument("--out", help="also draw the tree into this .png or .svg file")
+    show = commands.add_parser("show", help="a genome's train.py, or its diff from its parents or another genome")
+    show.set_defaults(handler="evolve.inspect_cmds:show")
+    show.add_argument("genome", help=genome_help)
+    show.add_argument("--diff", nargs="?", const="", metavar="OTHER", help="diff from its parents (or from OTHER)")
+    show.add_argument("--run-dir", **run_dir)
+    replay = commands.add_parser("replay", help="train a genome again exactly as recorded; compare val_bpb")
+    replay.set_defaults(handler="evolve.replay:main")
+    replay.add_argument("genome", help=genome_help)
+    replay.add_argument("--run-dir", **run_dir)
+    replay.add_argument("--repeats", type=int, default=1, help="replays to run (their spread is reported)")
+    replay.add_argument("--profile", choices=profiles.NAMES, help="replay under another profile (not comparable)")
+    replay.add_argument("--threads", type=int, help="CPU threads (default: as recorded)")
+    report = commands.add_parser("report", help="progress.png, lineage.png, a summary and report.html")
+    report.set_defaults(handler="evolve.report:main")
+    report.add_argument("--run-dir", **run_dir)
+    report.add_argument("--out", help="output directory (default RUN_DIR/report)")
+    report.add_argument("--lineage", default="best", help="the genome whose lineage is drawn (default best)")
+    status = commands.add_parser("status", help="one screen on a running or finished run")
+    status.set_defaults(handler="evolve.inspect_cmds:status")
+    status.add_argument("--run-dir", **run_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "handler", None):
             module, function = args.handler.split(":")
             return getattr(importlib.import_module(module), function)(args)
-        raise UsageError("expected a command: train or prepare (see --help)")
+        raise UsageError("expected a command: train, prepare, lineage, show, replay, report or status (see --help)")
     except UsageError as e:
         print(f"evolve: error: {e}", file=sys.stderr)
         return EXIT_USAGE

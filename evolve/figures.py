@@ -1,0 +1,155 @@
+"""The report's figures, drawn with matplotlib in seaborn's style: search progress and a lineage graph.
+
+Each function takes plain data (the archive frame, a LineageView) and returns a Figure, so tests can
+read back exactly what was plotted (every artist that carries data has a `gid`). No pyplot: figures
+are not registered globally, so drawing many never leaks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from evolve.lineage_view import LineageView, changes, score
+
+GREEN, GRAY, RED, BLUE = "#2ca02c", "#9a9a9a", "#d62728", "#8fb8de"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Every finished child evaluation in recording order, numbered from 1, against the seed's mean."""
+
+    index: np.ndarray  # child number of each ok child
+    val_bpb: np.ndarray
+    improved: np.ndarray  # bool: beat the running best so far (which starts at the seed's mean)
+    best: np.ndarray  # running best after each child, at child numbers 0..n (0 = the seed)
+    failed: np.ndarray  # child numbers of failed children
+    descriptions: tuple[str, ...]  # of the ok children
+    seed_val_bpb: float
+
+
+def progress(frame: pd.DataFrame, seed_id: str) -> Progress:
+    children = frame[(frame.kind == "child") & (frame.status != "interrupted")].sort_values("eval_id")
+    number = np.arange(1, len(children) + 1)
+    ok = (children.status == "ok").to_numpy() & np.isfinite(children.val_bpb.to_numpy(dtype=float))
+    seed_rows = frame[(frame.genome_id == seed_id) & (frame.status == "ok")].val_bpb
+    seed = float(seed_rows.mean()) if len(seed_rows) else math.nan
+    best, running, improved = seed if math.isfinite(seed) else math.inf, [], []
+    for value, good in zip(children.val_bpb.to_numpy(dtype=float), ok, strict=True):
+        improved += [bool(good and value < best)] if good else []
+        best = min(best, value) if good else best
+        running.append(best)
+    return Progress(
+        index=number[ok],
+        val_bpb=children.val_bpb.to_numpy(dtype=float)[ok],
+        improved=np.asarray(improved, dtype=bool),
+        best=np.asarray([seed, *running], dtype=float).clip(max=np.finfo(float).max),
+        failed=number[~ok],
+        descriptions=tuple(children.description[ok]),
+        seed_val_bpb=seed,
+    )
+
+
+def progress_figure(data: Progress) -> Figure:
+    """Each child's val_bpb by child number, improvements highlighted, the running best as a step line."""
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+        fig = Figure(figsize=(12, 6), layout="constrained")
+        ax = fig.add_subplot()
+        rest, imp = ~data.improved, data.improved
+        ax.scatter(data.index[rest], data.val_bpb[rest], s=18, c=GRAY, alpha=0.6, label="no improvement", gid="rest")
+        ax.scatter(
+            data.index[imp],
+            data.val_bpb[imp],
+            s=50,
+            c=GREEN,
+            edgecolors="black",
+            label="improvement",
+            gid="improvements",
+        )
+        ax.step(
+            np.arange(len(data.best)),
+            data.best,
+            where="post",
+            c=GREEN,
+            lw=1.5,
+            label="running best",
+            gid="running-best",
+        )
+        if math.isfinite(data.seed_val_bpb):
+            ax.axhline(data.seed_val_bpb, ls="--", c=GRAY, lw=1, label=f"seed {data.seed_val_bpb:.4f}", gid="seed")
+        if len(data.failed):
+            bottom = ax.get_xaxis_transform()  # x in data, y in axes coordinates: failures sit along the bottom
+            ax.scatter(data.failed, np.full(len(data.failed), 0.03), transform=bottom, marker="x", c=RED, s=24,
+                       label=f"failed ({len(data.failed)})", gid="failed")  # fmt: skip
+        for x, y, text in zip(data.index[imp], data.val_bpb[imp], np.asarray(data.descriptions)[imp], strict=True):
+            ax.annotate(_short(text, 40), (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8, rotation=15)
+        children = len(data.index) + len(data.failed)
+        ax.set_title(f"evolve: {children} children, {int(imp.sum())} improvements")
+        ax.set_xlabel("child #")
+        ax.set_ylabel("val_bpb (lower is better)")
+        ax.set_xlim(-0.5, max(children, 1) + 0.5)
+        ax.legend(loc="upper right", fontsize=9)
+    return fig
+
+
+def lineage_figure(view: LineageView) -> Figure:
+    """The lineage as a graph: the seed at the top, the genome at the bottom, an edge per parent."""
+    place = _layout(view)
+    depth, breadth = max(y for _, y in place.values()) + 1, max(x for x, _ in place.values()) + 1
+    width, height = min(60.0, max(6.0, 2.8 * breadth)), min(150.0, max(3.0, 1.25 * depth))
+    with sns.axes_style("white"), sns.plotting_context("notebook"):
+        fig = Figure(figsize=(width, height), layout="constrained")
+        ax = fig.add_subplot()
+        for gid, node in view.nodes.items():
+            for parent in node.genome.parents:
+                (x0, y0), (x1, y1) = place[parent], place[gid]
+                ax.plot([x0, x1], [-y0, -y1], c=GRAY, lw=1.2, zorder=1, gid=f"{parent}->{gid}")
+        for gid, node in view.nodes.items():
+            x, y = place[gid]
+            text = (
+                f"{node.genome.short_id} {node.genome.operator}\n{score(node.stats)}{changes(node).replace('Δ', '  Δ')}"
+            )
+            text += "\n" + _short(node.genome.description, 34)
+            ax.text(x, -y, text, ha="center", va="center", fontsize=8, zorder=2, gid=gid,
+                    bbox=dict(boxstyle="round,pad=0.4", fc=_colour(node), ec="#555555"))  # fmt: skip
+        ax.set_xlim(-0.7, breadth - 0.3)
+        ax.set_ylim(-depth + 0.4, 0.6)
+        ax.set_axis_off()
+        root = view.nodes[view.genome_id]
+        ax.set_title(f"lineage of {root.genome.short_id} ({root.genome.operator}): val_bpb {score(root.stats)}")
+    return fig
+
+
+def save(fig: Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def _layout(view: LineageView) -> dict[str, tuple[float, int]]:
+    """(x, depth) per genome: depth is the longest path from a root; within a depth, nodes sit in the
+    order of their parents' mean x, which keeps crossing edges few."""
+    depth: dict[str, int] = {}
+    for gid, node in view.nodes.items():  # parents come first
+        depth[gid] = 1 + max((depth[p] for p in node.genome.parents), default=-1)
+    place: dict[str, tuple[float, int]] = {}
+    for level in range(max(depth.values()) + 1):
+        row = [g for g in view.nodes if depth[g] == level]
+        row.sort(key=lambda g: np.mean([place[p][0] for p in view.nodes[g].genome.parents] or [0.0]))
+        place.update({g: (float(i), level) for i, g in enumerate(row)})
+    return place
+
+
+def _colour(node) -> str:
+    if node.stats.status != "ok":
+        return "#f4b6b6"
+    return {True: "#b9e4b0", False: "#f6d7a7", None: BLUE}[node.improved]
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"

@@ -1,0 +1,103 @@
+"""`python -m evolve show GENOME [--diff [OTHER]]` and `python -m evolve status`: looking into a run.
+
+Both read the run directory read-only, so they work while the run is going. `show` prints a genome's
+train.py, or its unified diff from its parents (or from OTHER); `status` prints one screen: what the
+run is, how far it got, the best genome against the seed, the last evaluation and the top genomes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import math
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from evolve.cli import UsageError
+from evolve.report import summarize, summary_text
+from evolve.runview import fmt_bpb, genome_stats, one_line, open_run, resolve, run_dir_arg, run_record
+from population.lineage import unified_diff
+from population.rundir import LOCK
+
+TOP = 8
+
+
+def show(args: argparse.Namespace) -> int:
+    with open_run(args.run_dir) as pop:
+        genome = resolve(pop, args.genome)
+        if args.diff is None:
+            text = genome.source
+        elif args.diff == "":
+            if not genome.parents:
+                raise UsageError(f"genome {genome.short_id} is the seed: it has no parent (use --diff OTHER)")
+            text = "".join(unified_diff(pop.genome(p), genome) for p in genome.parents)
+        else:
+            text = unified_diff(resolve(pop, args.diff), genome)
+    sys.stdout.write(text)
+    if not text:
+        print(f"evolve: no difference in train.py for {genome.short_id}", file=sys.stderr)
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    run_dir = run_dir_arg(args.run_dir)
+    record = run_record(run_dir)
+    with open_run(run_dir) as pop:
+        frame = pop.archive()
+        stats = genome_stats(frame)
+        summary = summarize(pop, frame, stats)
+        waiting = len(pop.unevaluated())
+        survivors = len(pop.survivors())
+    lines = [f"run       {run_dir}  ({'running' if is_live(run_dir) else 'not running'})", _setup(record)]
+    lines.append(f"queue     {waiting} genome(s) committed but not yet evaluated · {survivors} survivors")
+    if len(frame):
+        last = frame.iloc[-1]
+        what = f"{last.genome_id[:7]} {last.kind} {last.status}" + (f": {one_line(last.reason)}" if last.reason else "")
+        lines.append(f"last      {_ago(last.finished)}  {what}"[:160])
+    lines += ["", summary_text(summary), "", "top genomes (mean val_bpb over ok evaluations)"]
+    ranked = sorted((g for g in stats if math.isfinite(stats[g].val_bpb)), key=lambda g: stats[g].val_bpb)
+    first = frame.drop_duplicates("genome_id").set_index("genome_id")
+    for gid in ranked[:TOP]:
+        s, row = stats[gid], first.loc[gid]
+        lines.append(f"  {gid[:7]}  {row.operator:<10}  {fmt_bpb(s.val_bpb)} (n={s.count})  {row.description}"[:160])
+    print("\n".join(lines))
+    return 0
+
+
+def is_live(run_dir: Path) -> bool:
+    """Whether a process holds the run's lock now (a shared lock is refused while a writer has it)."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops a shared lock we got
+
+
+def _setup(record: dict) -> str:
+    if not record:
+        return "setup     (no run.json: made without the orchestrator)"
+    profile = record.get("profile") or {}
+    population = record.get("population") or {}
+    return (
+        f"setup     created {record.get('created', '?')} · profile {profile.get('name', '?')} "
+        f"(budget {profile.get('budget_seconds', '?')} s) · mutators {record.get('mutators', '?')} "
+        f"· population {population.get('population_size', '?')}"
+    )
+
+
+def _ago(stamp: str) -> str:
+    try:
+        then = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return stamp or "?"
+    then = then if then.tzinfo else then.replace(tzinfo=timezone.utc)
+    minutes = (datetime.now(timezone.utc) - then).total_seconds() / 60
+    return f"{stamp} ({minutes:.0f} min ago)" if minutes < 120 else f"{stamp} ({minutes / 60:.1f} h ago)"

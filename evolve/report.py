@@ -1,0 +1,100 @@
+"""`python -m evolve report --run-dir D`: progress.png, lineage.png, a summary table and report.html.
+
+Everything is read from the run directory (read-only), so a report of a live run is a snapshot of it.
+The summary counts children (finished child evaluations), failures by status, the best genome against
+the seed in val_bpb and in noise sigmas, the best's test_bpb, device hours and LLM spend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from evolve.runview import GenomeStats, fmt_bpb, fmt_delta, genome_stats, open_run, resolve, run_dir_arg
+from population import Population
+
+
+@dataclass(frozen=True)
+class Summary:
+    rows: tuple[tuple[str, str], ...]  # (what, value) for people, in display order
+    best_id: str
+    seed_id: str
+
+
+def summarize(pop: Population, frame: pd.DataFrame, stats: dict[str, GenomeStats]) -> Summary:
+    seed = pop.seed().id
+    best = (pop.best() or pop.seed()).id
+    sigma = pop.noise_sigma()
+    children = frame[(frame.kind == "child") & (frame.status != "interrupted")]
+    failed = children[children.status != "ok"].status.value_counts()
+    gap = stats[best].val_bpb - stats[seed].val_bpb if best in stats and seed in stats else math.nan
+    on_gpu = ~frame.device.str.startswith("cpu") & (frame.device != "")
+    rows = [
+        ("genomes", f"{len(stats)} evaluated ({pop.summary()['genomes']} committed)"),
+        ("evaluations", _by_kind(frame)),
+        ("children", str(len(children))),
+        ("failed children", _rate(int(failed.sum()), len(children))),
+        *((f"  {status}", _rate(int(n), len(children))) for status, n in failed.items()),
+        ("seed val_bpb", _mean(stats.get(seed))),
+        ("best val_bpb", f"{_mean(stats.get(best))}  ({best[:7]}, {pop.genome(best).operator})"),
+        ("best vs seed", fmt_delta(gap, sigma)),
+        ("noise σ", "unknown (fewer than two repeats)" if sigma is None else f"{sigma:.4f}"),
+        ("best test_bpb", fmt_bpb(stats[best].test_bpb) if best in stats else "-"),
+        ("GPU-hours", f"{frame.total_seconds[on_gpu].sum() / 3600:.3f}"),
+        ("CPU child-hours", f"{frame.total_seconds[~on_gpu].sum() / 3600:.3f}"),
+        ("LLM tokens", f"{int(frame.llm_input_tokens.sum()):,} in, {int(frame.llm_output_tokens.sum()):,} out"),
+        ("LLM cost", f"${frame.llm_cost_usd.sum():.2f}"),
+    ]
+    return Summary(tuple(rows), best, seed)
+
+
+def summary_text(summary: Summary) -> str:
+    width = max(len(what) for what, _ in summary.rows)
+    return "\n".join(f"{what:<{width}}  {value}" for what, value in summary.rows)
+
+
+def main(args: argparse.Namespace) -> int:
+    from evolve import figures
+    from evolve.lineage_view import lineage_view
+    from evolve.report_html import render
+
+    out = Path(args.out) if args.out else run_dir_arg(args.run_dir) / "report"
+    with open_run(args.run_dir) as pop:
+        frame = pop.archive()
+        stats = genome_stats(frame)
+        summary = summarize(pop, frame, stats)
+        view = lineage_view(pop, resolve(pop, args.lineage).id, stats)
+        progress = figures.progress(frame, summary.seed_id)
+        page = render(pop, frame, stats, summary, view, _figures(figures, progress, view, out))
+    (out / "report.html").write_text(page)
+    (out / "summary.txt").write_text(summary_text(summary) + "\n")
+    print(summary_text(summary))
+    print(f"wrote {out / 'progress.png'}, {out / 'lineage.png'}, {out / 'summary.txt'}, {out / 'report.html'}")
+    return 0
+
+
+def _figures(figures, progress, view, out: Path) -> dict[str, Path]:
+    paths = {"progress": out / "progress.png", "lineage": out / "lineage.png"}
+    figures.save(figures.progress_figure(progress), paths["progress"])
+    figures.save(figures.lineage_figure(view), paths["lineage"])
+    return paths
+
+
+def _by_kind(frame: pd.DataFrame) -> str:
+    counts = frame.kind.value_counts()
+    return f"{len(frame)}" + (" (" + ", ".join(f"{k} {n}" for k, n in counts.items()) + ")" if len(frame) else "")
+
+
+def _rate(n: int, total: int) -> str:
+    return f"{n} ({n / total:.0%})" if total else str(n)
+
+
+def _mean(stats: GenomeStats | None) -> str:
+    if stats is None or stats.count == 0:
+        return "-"
+    spread = f" ± {stats.std:.4f}" if math.isfinite(stats.std) else ""
+    return f"{stats.val_bpb:.4f}{spread} (n={stats.count})"
