@@ -52,8 +52,33 @@ def profile_arg(name: str | None):
         raise UsageError(str(e)) from None
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run's options, on the top-level parser: `python -m evolve --population 16 --generations 50`."""
+    parser.set_defaults(handler="evolve.run:main")
+    g = parser.add_argument_group("the run (no command)")
+    g.add_argument("--population", type=int, help="survivors kept, and children per generation (default 16)")
+    g.add_argument("--generations", type=int, default=50, help="generations to evolve (a resumed run continues)")
+    g.add_argument("--profile", choices=profiles.NAMES, help="default: h100 with CUDA, else cpu")
+    g.add_argument("--budget", type=positive_float, help="training seconds per child (default: the profile's)")
+    g.add_argument("--mutators", default="auto", help="auto, llm, offline, or a mix like llm:0.7,offline:0.3")
+    g.add_argument("--model", help="the LLM for mutate/crossover/repair (default claude-sonnet-4-6)")
+    g.add_argument("--run-dir", type=Path, help="default: runs/<profile>-<date>-<time>; an existing run resumes")
+    g.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: start a local Ray)")
+    g.add_argument("--seed-genome", help="the train.py to start from (default trainer/seeds/train.py)")
+    g.add_argument("--program", help="research program for the LLM (default experiments/program.md)")
+    g.add_argument("--max-hours", type=float, help="stop starting children after this long")
+    g.add_argument("--max-llm-cost", type=float, help="stop once the run's LLM spend reaches this many dollars")
+    g.add_argument("--noise-repeats", type=int, default=3, help="evaluations of the seed that measure noise")
+    g.add_argument("--cpus-per-child", type=int, help="cores per child (CPU default: all; with GPUs: 1)")
+    g.add_argument("--workers", type=int, help="trainer workers (default: one per GPU, or per cpus-per-child)")
+    g.add_argument("--local-gpus", type=int, help="GPUs to declare to the local Ray (testing, benchmarks)")
+    g.add_argument("--lookahead", type=int, help="proposals prepared beyond the idle workers (default workers/2)")
+    g.add_argument("--seed", type=int, default=0, help="seeds parent selection and the operators")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="evolve", description="Evolutionary search over train.py variants.")
+    add_run_arguments(parser)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     # Each command names its handler "module:function" (imported only when that command runs, so
     # `--help` and bad-input errors stay fast); the handler takes the parsed args and returns the exit code.

@@ -17,7 +17,7 @@ import zipfile
 
 import torch
 
-from fitness import data, scoring
+from fitness import data, safeload, scoring
 from fitness.profile import Profile
 
 logger = logging.getLogger(__name__)
@@ -54,18 +54,14 @@ def scoring_rows(prof: Profile) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 def load_program(path: str, device: torch.device):
     try:
-        program = torch.export.load(path)
+        program = safeload.load(path)  # never torch.export.load: it unpickles what the genome wrote
+    except safeload.UnsafeModel as e:
+        raise scoring.ContractError("invalid", f"model file refused: {e}") from None
     except MODEL_ERRORS as e:
         raise scoring.ContractError("invalid", f"model file could not be loaded: {type(e).__name__}: {e}") from e
     names = set(program.graph_signature.parameters)
     num_params = sum(t.numel() for name, t in program.state_dict.items() if name in names)
-    module = program.module().to(device)
-
-    @torch.no_grad()
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return module(x.to(device))
-
-    return forward, num_params
+    return safeload.stateless_forward(program, device), num_params
 
 
 def score(request: dict) -> dict:

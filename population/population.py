@@ -124,6 +124,10 @@ class Population:
         )
         return genome, True
 
+    def has_source(self, source: str) -> bool:
+        """Whether a genome with this source (up to normalisation) is already stored."""
+        return self._store.find_source(source) is not None
+
     def genome(self, id_or_prefix: str) -> Genome:
         """The genome with this id or unique id prefix; raises UnknownGenome / AmbiguousGenome."""
         return self._store.get(id_or_prefix)

@@ -25,7 +25,7 @@ def ray_session():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, num_gpus=4, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, num_gpus=4, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -46,3 +46,12 @@ def tiny_profile():
     from experiments.profiles import load
 
     return dataclasses.replace(load("smoke"), budget_seconds=2.0, eval_tokens=1024, startup_allowance_s=40.0)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, tiny_profile, private_cache):
+    """A finished run directory (tests/smoke_run.py), built once per session: about a minute of training.
+    Tests that write into a run copy it first (smoke_run.copy)."""
+    from smoke_run import build_smoke_run
+
+    return build_smoke_run(tmp_path_factory.mktemp("smoke-run") / "run", tiny_profile)

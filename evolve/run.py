@@ -1,0 +1,227 @@
+"""`python -m evolve --population N --generations G ...`: the evolutionary run on Ray.
+
+Checks every input before anything starts (one line, exit 2), creates or resumes the run directory,
+starts a local Ray or joins a cluster, places one PopulationActor on this node (the only writer of
+the run) and one TrainerWorker per slot, and hands them to the Orchestrator.
+
+The run directory: `.git/` (one commit per genome), `archive/` (one Parquet row per evaluation),
+`population.json`, `run.json` (profile, settings, environment: what replay needs), `sessions.jsonl`
+(one line per session: when, the command line, the nodes and their environments), `results.tsv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import signal
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from evolve.cli import UsageError, profile_arg, read_genome
+from fitness.interface import check_genome
+from fitness.profile import Profile
+from mutators import MutatorConfig, MutatorConfigError, Mutators
+from population import PopulationConfig, RunDirError
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+SEED_GENOME = REPO / "trainer" / "seeds" / "train.py"
+PROGRAM = REPO / "experiments" / "program.md"
+RUN_JSON = "run.json"
+SESSIONS = "sessions.jsonl"
+DEFAULT_POPULATION = 16
+CACHE_ENV = ("EVOLVE_CACHE", "EVOLVE_CLIMBMIX_URL")  # passed on to trainer workers when set here
+
+
+@dataclass(frozen=True)
+class Settings:
+    run_dir: Path
+    profile: Profile
+    population: PopulationConfig
+    generations: int
+    mutators: MutatorConfig
+    seed_path: str
+    seed_source: str
+    program: str
+    noise_repeats: int
+    address: str | None
+    local_gpus: int | None
+    cpus_per_child: int | None
+    workers: int | None
+    lookahead: int | None
+    max_hours: float
+    max_llm_cost: float
+    seed: int
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.profile.name == "h100" else "cpu"
+
+    def record(self) -> dict:
+        """run.json: fixed when the run is created (the environment is added by the first worker)."""
+        return {
+            "format": 1,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "profile": self.profile.to_dict(),
+            "population": dataclasses.asdict(self.population),
+            "mutators": self.mutators.mode,
+            "model": self.mutators.model,
+            "seed_genome": self.seed_path,
+            "noise_repeats": self.noise_repeats,
+            "device": self.device,
+        }
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Every check on the run's inputs; UsageError (one line, exit 2) for the first bad one."""
+    if args.population is not None:
+        _at_least(args.population, 2, "--population")
+    _at_least(args.generations, 1, "--generations")
+    _at_least(args.noise_repeats, 2, "--noise-repeats")
+    for name in ("cpus_per_child", "workers", "lookahead", "local_gpus"):
+        value = getattr(args, name)
+        if value is not None:
+            _at_least(value, 0 if name in ("lookahead", "local_gpus") else 1, "--" + name.replace("_", "-"))
+    if args.max_hours is not None and not args.max_hours > 0:
+        raise UsageError(f"--max-hours must be positive, got {args.max_hours!r}")
+    if args.max_llm_cost is not None and not args.max_llm_cost >= 0:
+        raise UsageError(f"--max-llm-cost must be >= 0, got {args.max_llm_cost!r}")
+    if args.address is not None and args.local_gpus is not None:
+        raise UsageError("--local-gpus declares GPUs to a local Ray; it cannot be used with --address")
+    try:
+        mutators = MutatorConfig.from_cli(mode=args.mutators, model=args.model)
+    except MutatorConfigError as e:
+        raise UsageError(f"--mutators: {e}") from None
+    profile = profile_arg(args.profile)
+    if args.budget is not None:
+        profile = profile.with_budget(args.budget)
+    seed_path = args.seed_genome or str(SEED_GENOME)
+    seed_source = read_genome(seed_path)
+    problem = check_genome(seed_source)
+    if problem:
+        raise UsageError(f"seed genome {seed_path!r} is not a valid genome: {problem}")
+    program = PROGRAM.read_text() if args.program is None else _read_text(args.program, "--program")
+    run_dir = args.run_dir or Path("runs") / f"{profile.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    population = PopulationConfig(population_size=args.population or DEFAULT_POPULATION, selection_seed=args.seed)
+    settings = Settings(
+        run_dir=run_dir.resolve(),
+        profile=profile,
+        population=population,
+        generations=args.generations,
+        mutators=mutators,
+        seed_path=seed_path,
+        seed_source=seed_source,
+        program=program,
+        noise_repeats=args.noise_repeats,
+        address=args.address,
+        local_gpus=args.local_gpus,
+        cpus_per_child=args.cpus_per_child,
+        workers=args.workers,
+        lookahead=args.lookahead,
+        max_hours=args.max_hours or math.inf,
+        max_llm_cost=math.inf if args.max_llm_cost is None else args.max_llm_cost,
+        seed=args.seed,
+    )
+    return _reconcile(settings, args)
+
+
+def _reconcile(settings: Settings, args: argparse.Namespace) -> Settings:
+    """A resumed run keeps its profile, budget and population size: scores must stay comparable."""
+    path = settings.run_dir / RUN_JSON
+    if not path.exists():
+        if settings.run_dir.exists() and not settings.run_dir.is_dir():
+            raise UsageError(f"--run-dir {str(settings.run_dir)!r} is not a directory")
+        return settings
+    try:
+        recorded = json.loads(path.read_text())
+        profile = Profile(**recorded["profile"])
+        size = int(recorded["population"]["population_size"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{str(path)!r} is damaged ({type(e).__name__}: {e}); the run cannot be resumed") from None
+    where = str(settings.run_dir)
+    if args.profile is not None and args.profile != profile.name:
+        raise UsageError(f"run directory {where!r} belongs to profile {profile.name!r}, not {args.profile!r}")
+    if args.budget is not None and args.budget != profile.budget_seconds:
+        raise UsageError(
+            f"run directory {where!r} trains children for {profile.budget_seconds:g} s; --budget {args.budget:g} "
+            "would make its scores incomparable"
+        )
+    if args.population is not None and args.population != size:
+        raise UsageError(f"run directory {where!r} has --population {size}; resume it with the same value")
+    population = dataclasses.replace(settings.population, population_size=size)
+    noise = int(recorded.get("noise_repeats", settings.noise_repeats))
+    return dataclasses.replace(settings, profile=profile, population=population, noise_repeats=noise)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    try:
+        mutators = Mutators(settings.mutators)
+    except MutatorConfigError as e:
+        raise UsageError(f"--mutators: {e}") from None
+    _open_run_dir(settings)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # `ray job stop` and `timeout` stop it like Ctrl-C
+
+    import ray
+
+    from evolve.session import Session, start_ray
+
+    print(f"evolve: run directory {settings.run_dir}", flush=True)
+    start_ray(settings, CACHE_ENV)
+    try:
+        return Session(settings, mutators).run()
+    finally:
+        ray.shutdown()
+
+
+def _open_run_dir(settings: Settings) -> None:
+    """Create or check the run directory in this process first, so a bad one is one line, not a Ray error."""
+    from population import Population
+
+    fresh = not (settings.run_dir / RUN_JSON).exists()
+    try:
+        Population.open(settings.run_dir, settings.seed_source, settings.population).close()
+    except RunDirError as e:
+        raise UsageError(str(e)) from None
+    if fresh:
+        from population.rundir import write_atomic
+
+        write_atomic(settings.run_dir / RUN_JSON, json.dumps(settings.record(), indent=1) + "\n")
+
+
+def record_environment(run_dir: Path, nodes: list[dict], argv: list[str]) -> None:
+    """Add this session to sessions.jsonl, and the first worker's environment to a new run.json."""
+    from population.rundir import write_atomic
+
+    path = run_dir / RUN_JSON
+    recorded = json.loads(path.read_text())
+    if "environment" not in recorded and nodes:
+        recorded["environment"] = nodes[0]["environment"]
+        write_atomic(path, json.dumps(recorded, indent=1) + "\n")
+    line = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "argv": argv, "nodes": nodes}
+    with open(run_dir / SESSIONS, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _at_least(value: int, low: int, flag: str) -> None:
+    if value < low:
+        raise UsageError(f"{flag} must be at least {low}, got {value}")
+
+
+def _read_text(path: str, flag: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{flag} {path!r} is not a file")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{flag} {path!r} is not UTF-8 text") from None
