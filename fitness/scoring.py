@@ -8,6 +8,7 @@ finite logits are a valid distribution; the model never sees a target it is bein
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 
 import torch
@@ -48,41 +49,70 @@ def check_logits(logits: torch.Tensor, batch: int, seq_len: int, vocab_size: int
         raise ContractError("nan", "logits contain NaN or inf")
 
 
-def probe_positions(seq_len: int, count: int) -> list[int]:
-    """`count` fixed positions spread over the row: the prefix up to each is checked for leaks after it."""
-    return [max(0, (seq_len * (i + 1)) // (count + 1) - 1) for i in range(count)]
+def check_causal(forward: Forward, x: torch.Tensor, vocab_size: int, count: int, seed: int | None = None) -> None:
+    """Rows must be independent and every prediction causal, probed with cuts and rows drawn afresh for each
+    model (from `seed`, or from the OS when None) so that a graph cannot know which positions are checked.
 
-
-def check_causal(forward: Forward, x: torch.Tensor, vocab_size: int, count: int, seed: int = 0) -> None:
-    """One probe forward, two rules. Row 0 is left as it is while every other row changes: its predictions
-    must not move (rows are independent, so no row can read the continuation held in another). Row k >= 1
-    gets new tokens after position t_k: its predictions at positions <= t_k must not move (causality)."""
+    Independence: a random half of the rows keep their tokens while the others are replaced; the kept rows'
+    predictions must not move at any position (a row cannot read another, e.g. the next row, which holds its
+    continuation). Causality: `count` probe forwards in which every row k gets new tokens after its own random
+    cut t_k (the cuts run through the positions without repeats); its predictions at positions <= t_k must
+    not move. A graph that peeks ahead at a fraction f of the positions survives with probability about
+    (1 - f) ** (count * rows)."""
     if x.size(0) < 2:
         raise ValueError("the causality probe needs a batch of at least 2 rows")
-    base = torch.log_softmax(forward(x).float(), dim=-1)
-    positions = probe_positions(x.size(1), max(count, x.size(0) - 1))
+    seed = int.from_bytes(os.urandom(8), "little") if seed is None else seed
     generator = torch.Generator().manual_seed(seed)
-    changed = x.clone()
-    for k in range(1, x.size(0)):
-        t = positions[(k - 1) % len(positions)]
-        noise = torch.randint(0, vocab_size - 1, (x.size(1) - t - 1,), generator=generator)
-        changed[k, t + 1 :] = noise.to(x.device)
-    probe = torch.log_softmax(forward(changed).float(), dim=-1)
-    gap = (probe - base).abs().amax(dim=-1)  # [B, T]
-    if not float(gap[0].max()) <= CAUSALITY_ATOL:
+    base = torch.log_softmax(forward(x).float(), dim=-1)
+    _check_independent(forward, x, base, vocab_size, generator)
+    rows, length = x.shape
+    cuts = torch.randperm(length - 1, generator=generator).repeat(-(-count * rows // (length - 1)))
+    for i in range(count):
+        _check_cuts(forward, x, base, cuts[i * rows : (i + 1) * rows], vocab_size, generator)
+
+
+def _noise(shape: tuple[int, ...], vocab_size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.randint(0, vocab_size - 1, shape, generator=generator).to(device)  # never BOS (the last id)
+
+
+def _gap(forward: Forward, x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """[B, T]: how far each prediction moves from `base` when the model sees `x` instead."""
+    return (torch.log_softmax(forward(x).float(), dim=-1) - base).abs().amax(dim=-1)
+
+
+def _check_independent(
+    forward: Forward, x: torch.Tensor, base: torch.Tensor, vocab_size: int, generator: torch.Generator
+) -> None:
+    keep = torch.rand(x.size(0), generator=generator) < 0.5
+    keep[0], keep[1] = True, False  # at least one row of each kind
+    keep = keep[torch.randperm(x.size(0), generator=generator)].to(x.device)
+    changed = torch.where(keep[:, None], x, _noise(tuple(x.shape), vocab_size, generator, x.device))
+    moved = float(_gap(forward, changed, base)[keep].max())
+    if not moved <= CAUSALITY_ATOL:
+        raise ContractError(
+            "invalid", f"rows are not independent: replacing other rows moves a row's predictions by {moved:.3g} nats"
+        )
+
+
+def _check_cuts(
+    forward: Forward,
+    x: torch.Tensor,
+    base: torch.Tensor,
+    cuts: torch.Tensor,
+    vocab_size: int,
+    generator: torch.Generator,
+) -> None:
+    after = torch.arange(x.size(1))[None, :] > cuts[:, None]  # [B, T]: the positions each row gets anew
+    changed = torch.where(after.to(x.device), _noise(tuple(x.shape), vocab_size, generator, x.device), x)
+    gap = _gap(forward, changed, base).masked_fill(after.to(x.device), 0.0)
+    leak = float(gap.max())
+    if not leak <= CAUSALITY_ATOL:
+        row = int(gap.amax(dim=1).argmax())
         raise ContractError(
             "invalid",
-            f"rows are not independent: changing other rows moves a row's "
-            f"predictions by {float(gap[0].max()):.3g} nats",
+            f"non-causal: predictions at positions <= {int(cuts[row])} change by {leak:.3g} nats "
+            "when later tokens change",
         )
-    for k in range(1, x.size(0)):
-        t = positions[(k - 1) % len(positions)]
-        leak = float(gap[k, : t + 1].max())
-        if not leak <= CAUSALITY_ATOL:
-            raise ContractError(
-                "invalid",
-                f"non-causal: predictions at positions <= {t} change by {leak:.3g} nats when later tokens change",
-            )
 
 
 def evaluate(forward: Forward, rows: torch.Tensor, token_bytes: torch.Tensor, batch_size: int) -> float:

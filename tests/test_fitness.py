@@ -90,6 +90,40 @@ def test_probe_rejects_a_model_that_reads_other_rows_of_the_batch():
         scoring.check_causal(batch_mixing, x, 16, count=3)
 
 
+def _peek_next_token(x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """Logits that put all mass on the token after each position where `where` [B, T] is true."""
+    ahead = torch.nn.functional.one_hot(x.roll(-1, dims=1), 16).float() * 30.0
+    return ahead * where[..., None]
+
+
+def test_probe_catches_peeking_confined_to_the_first_row():
+    x = torch.randint(0, 15, (16, 64))
+    row0 = lambda x: _peek_next_token(x, (torch.arange(x.size(0)) == 0)[:, None].expand(-1, x.size(1)))
+    with pytest.raises(scoring.ContractError, match="non-causal"):
+        scoring.check_causal(row0, x, 16, count=3)
+
+
+def test_probe_catches_peeking_that_skips_the_positions_a_fixed_probe_would_check():
+    old_fixed = [(64 * (i + 1)) // 16 - 1 for i in range(15)]  # where the previous probe always cut
+    skip = torch.ones(64, dtype=torch.bool)
+    skip[old_fixed] = False
+    sly = lambda x: _peek_next_token(x, skip[None, :].expand(x.size(0), -1))
+    with pytest.raises(scoring.ContractError, match="non-causal"):
+        scoring.check_causal(sly, torch.randint(0, 15, (16, 64)), 16, count=3)
+
+
+def test_probe_catches_a_row_reading_the_start_of_the_next_row():
+    """Scoring rows are consecutive text: the next row's first token is this row's last target."""
+
+    def next_row(x):
+        logits = torch.zeros(*x.shape, 16)
+        logits[:-1, -1] = torch.nn.functional.one_hot(x[1:, 0], 16).float() * 30.0
+        return logits
+
+    with pytest.raises(scoring.ContractError, match="not independent"):
+        scoring.check_causal(next_row, torch.randint(0, 15, (16, 64)), 16, count=3)
+
+
 def test_wrong_logits_shape_and_nan_logits_are_rejected():
     with pytest.raises(scoring.ContractError) as shape:
         scoring.check_logits(torch.zeros(2, 4, 7), 2, 4, 8)
