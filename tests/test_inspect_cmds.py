@@ -1,0 +1,71 @@
+"""`python -m evolve show` and `status` on the smoke run, finished and while another process holds it."""
+
+from __future__ import annotations
+
+from smoke_run import evolve
+
+from fitness.result import RunResult
+from population import Population, PopulationConfig
+from population.lineage import unified_diff
+
+
+def test_show_prints_the_genomes_train_py(smoke_run):
+    proc = evolve("show", smoke_run.merge.id[:10], "--run-dir", str(smoke_run.run_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == smoke_run.merge.source
+
+
+def test_show_diff_is_the_diff_from_each_parent(smoke_run):
+    merge = smoke_run.merge
+    proc = evolve("show", merge.id, "--diff", "--run-dir", str(smoke_run.run_dir))
+    assert proc.returncode == 0, proc.stderr
+    parents = {g.id: g for g in smoke_run.children[:2]}
+    assert proc.stdout == "".join(unified_diff(parents[p], merge) for p in merge.parents)
+    assert f"--- a/{merge.parents[0][:7]}/train.py" in proc.stdout
+    assert f"--- a/{merge.parents[1][:7]}/train.py" in proc.stdout
+
+
+def test_show_diff_against_another_genome(smoke_run):
+    proc = evolve("show", "best", "--diff", smoke_run.crasher.id[:8], "--run-dir", str(smoke_run.run_dir))
+    assert proc.returncode == 0, proc.stderr
+    with Population.read(smoke_run.run_dir) as pop:
+        best = pop.best() or pop.seed()
+    assert proc.stdout == unified_diff(smoke_run.crasher, best)
+    assert '-raise RuntimeError("deliberate crash before training")' in proc.stdout
+
+
+def test_status_is_one_screen_with_counts_failures_and_the_best(smoke_run):
+    proc = evolve("status", "--run-dir", str(smoke_run.run_dir))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) <= 40 and "(not running)" in lines[0]
+    assert "profile smoke (budget 2.0 s)" in proc.stdout
+    summary = dict(line.split(None, 1) for line in lines if line.startswith(("children", "evaluations")))
+    assert summary["children"].strip() == "4"
+    assert summary["evaluations"].startswith("7 ") and "noise 3" in summary["evaluations"]
+    assert any(line.split() == ["crash", "1", "(25%)"] for line in lines)
+    with Population.read(smoke_run.run_dir) as pop:
+        best = pop.best() or pop.seed()
+    assert f"({best.short_id}, {best.operator})" in proc.stdout
+    assert "crash: RuntimeError: deliberate crash before training" in proc.stdout
+
+
+def test_a_live_run_can_be_inspected_while_it_records_but_not_replayed(smoke_run, tmp_path, seed_source):
+    """A process holds the run (as the orchestrator does) and records as it goes: readers see every row."""
+    run_dir = smoke_run.copy(tmp_path / "run")
+    with Population.open(run_dir, None, PopulationConfig(population_size=4, confirm_repeats=2)) as writer:
+        child, _ = writer.add(seed_source + "\n# in flight\n", [writer.seed().id], "mutate", "in flight", 3)
+        status = evolve("status", "--run-dir", str(run_dir))
+        assert status.returncode == 0, status.stderr
+        assert "(running)" in status.stdout.splitlines()[0]
+        assert "1 genome(s) committed but not yet evaluated" in status.stdout
+        lineage = evolve("lineage", child.id[:8], "--run-dir", str(run_dir))
+        assert lineage.returncode == 0 and lineage.stdout.startswith(f"{child.short_id}  mutate  unevaluated")
+        result = RunResult(status="ok", val_bpb=3.25, profile="smoke", budget_seconds=2.0)
+        writer.record(child.id, result, generation=3, started="2025-01-01T00:00:00", finished="2025-01-01T00:00:05")
+        later = evolve("status", "--run-dir", str(run_dir))
+        assert "evaluations      8 " in later.stdout and "0 genome(s) committed but not yet evaluated" in later.stdout
+        replay = evolve("replay", "seed", "--run-dir", str(run_dir))
+        assert replay.returncode == 2 and "open in another process" in replay.stderr
+        assert len(replay.stderr.strip().splitlines()) == 1
+    assert "(not running)" in evolve("status", "--run-dir", str(run_dir)).stdout

@@ -1,0 +1,178 @@
+"""`python -m evolve report`: plots whose data is the archive's, a summary, and an HTML page tested in Chromium."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from chromium import Browser
+from PIL import Image
+from smoke_run import evolve
+
+from evolve import figures
+from evolve.lineage_view import lineage_view
+from population import Population
+from population.lineage import unified_diff
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def report(smoke_run, tmp_path_factory):
+    """The report of the smoke run, with the crossover's lineage (the noise-gated best may be the seed)."""
+    out = tmp_path_factory.mktemp("report")
+    proc = evolve("report", "--run-dir", str(smoke_run.run_dir), "--out", str(out), "--lineage", smoke_run.merge.id)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc.stdout
+
+
+def _expected_progress(frame, seed_id):
+    """What the progress plot must show, computed here from the archive independently of evolve.figures."""
+    children = frame[frame.kind == "child"].sort_values("eval_id").reset_index(drop=True)
+    seed = frame[(frame.genome_id == seed_id) & (frame.status == "ok")].val_bpb.mean()
+    best, running, points, improvements, failed = seed, [seed], [], [], []
+    for number, row in enumerate(children.itertuples(), 1):
+        if row.status == "ok":
+            points.append((number, row.val_bpb))
+            if row.val_bpb < best:
+                improvements.append((number, row.val_bpb))
+                best = row.val_bpb
+        else:
+            failed.append(number)
+        running.append(best)
+    return seed, points, improvements, failed, running
+
+
+def _artist(items, gid):
+    found = [a for a in items if a.get_gid() == gid]
+    return found[0] if found else None
+
+
+def test_report_plots_are_pngs_of_exactly_the_archives_data(smoke_run, report, tmp_path):
+    out, _ = report
+    for name in ("progress.png", "lineage.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE), name
+        with Image.open(out / name) as image:
+            image.verify()
+    with Population.read(smoke_run.run_dir) as pop:
+        frame, seed_id = pop.archive(), pop.seed().id
+    fig = figures.progress_figure(figures.progress(frame, seed_id))
+    ax = fig.axes[0]
+    seed, points, improvements, failed, running = _expected_progress(frame, seed_id)
+    assert failed == [4]  # the child that raises is trained last
+    shown = [
+        tuple(p) for gid in ("rest", "improvements") if (a := _artist(ax.collections, gid)) for p in a.get_offsets()
+    ]
+    assert sorted(shown) == sorted(points)
+    imp = _artist(ax.collections, "improvements")
+    assert [tuple(p) for p in (imp.get_offsets() if imp else [])] == improvements
+    assert list(_artist(ax.collections, "failed").get_offsets()[:, 0]) == failed
+    best_line = _artist(ax.lines, "running-best").get_xydata()
+    assert list(best_line[:, 0]) == list(range(len(running))) and np.allclose(best_line[:, 1], running)
+    assert math.isclose(_artist(ax.lines, "seed").get_ydata()[0], seed)
+    # The PNG the command wrote is this figure, pixel for pixel.
+    figures.save(fig, tmp_path / "progress.png")
+    assert np.array_equal(
+        np.asarray(Image.open(tmp_path / "progress.png")), np.asarray(Image.open(out / "progress.png"))
+    )
+
+
+def test_report_lineage_image_is_the_chosen_genomes_lineage(smoke_run, report, tmp_path):
+    out, _ = report
+    with Population.read(smoke_run.run_dir) as pop:
+        fig = figures.lineage_figure(lineage_view(pop, smoke_run.merge.id))
+    assert {t.get_gid() for t in fig.axes[0].texts} == {smoke_run.merge.id, *smoke_run.merge.parents, smoke_run.seed.id}
+    figures.save(fig, tmp_path / "lineage.png")
+    assert _same_pixels(tmp_path / "lineage.png", out / "lineage.png")
+
+
+def test_report_summary_counts_children_failures_best_and_spend(smoke_run, report):
+    out, stdout = report
+    summary = (out / "summary.txt").read_text()
+    assert summary.strip() in stdout
+    rows = {line[:16].strip(): line[16:].strip() for line in summary.splitlines()}
+    assert rows["children"] == "4" and rows["failed children"] == "1 (25%)" and rows["crash"] == "1 (25%)"
+    with Population.read(smoke_run.run_dir) as pop:
+        frame, best, sigma = pop.archive(), (pop.best() or pop.seed()), pop.noise_sigma()
+        seed_mean = pop.fitness(pop.seed().id).mean
+    best_rows = frame[(frame.genome_id == best.id) & (frame.status == "ok")]
+    assert rows["best val_bpb"].startswith(f"{best_rows.val_bpb.mean():.4f}")
+    gap = best_rows.val_bpb.mean() - seed_mean
+    assert rows["best vs seed"] == f"{gap:+.4f} ({gap / sigma:+.1f}σ)"
+    assert rows["best test_bpb"] == f"{best_rows.test_bpb.mean():.4f}"
+    assert rows["CPU child-hours"] == f"{frame.total_seconds.sum() / 3600:.3f}" and rows["GPU-hours"] == "0.000"
+    assert rows["LLM cost"] == "$0.00"
+
+
+def test_report_html_is_self_contained(report):
+    out, _ = report
+    page = (out / "report.html").read_text()
+    assert re.findall(r"""(?:src|href)\s*=\s*['"](?!data:)""", page) == []
+    assert "<script src" not in page and "@import" not in page and "url(" not in page
+
+
+@pytest.mark.slow
+def test_report_html_in_chromium_shows_the_tree_and_a_clicked_nodes_diff(smoke_run, report, tmp_path):
+    out, _ = report
+    merge, seed = smoke_run.merge, smoke_run.seed
+    parents = {g.id: g for g in smoke_run.children[:2]}
+    browser = Browser(tmp_path)
+    try:
+        browser.navigate((out / "report.html").as_uri())
+        nodes = browser.evaluate("Array.from(document.querySelectorAll('#tree .node')).map(n => n.dataset.id)")
+        assert nodes == [merge.id, merge.parents[0], seed.id, merge.parents[1], seed.id]
+        assert browser.evaluate("document.querySelectorAll('img[src^=\"data:image/png;base64,\"]').length") == 2
+        first = merge.parents[0]
+        _click(browser, "#tree .node", 1)
+        assert browser.evaluate("document.getElementById('diff-title').textContent").startswith(first[:7])
+        shown = browser.evaluate("document.getElementById('diff').textContent")
+        assert shown == unified_diff(seed, parents[first]) + "\n"
+        assert browser.evaluate("document.querySelectorAll('#diff .add').length") >= 1
+        assert browser.evaluate("document.querySelector('#tree .node.selected').dataset.id") == first
+        _click(browser, "#tree .node", 0)
+        shown = browser.evaluate("document.getElementById('diff').textContent")
+        for parent in merge.parents:
+            assert unified_diff(parents[parent], merge).strip() in shown
+        assert browser.errors == []
+    finally:
+        browser.close()
+
+
+@pytest.mark.slow
+def test_report_html_genome_table_sorts_by_a_clicked_column(report, tmp_path):
+    out, _ = report
+    browser = Browser(tmp_path)
+    try:
+        browser.navigate((out / "report.html").as_uri())
+        column = browser.evaluate(
+            "Array.from(document.querySelectorAll('#genomes th')).findIndex(h => h.textContent === 'val_bpb')"
+        )
+        values = f"Array.from(document.querySelectorAll('#genomes tbody tr')).map(r => r.cells[{column}].dataset.value)"
+        _click(browser, "#genomes th", column)
+        ascending = [float(v) for v in browser.evaluate(values)]
+        scored = [v for v in ascending if not math.isnan(v)]
+        assert scored == sorted(scored) and all(math.isnan(v) for v in ascending[len(scored) :])
+        _click(browser, "#genomes th", column)
+        descending = [float(v) for v in browser.evaluate(values)]
+        assert [v for v in descending if not math.isnan(v)] == sorted(scored, reverse=True)
+        assert browser.errors == []
+    finally:
+        browser.close()
+
+
+def _same_pixels(a, b) -> bool:
+    with Image.open(a) as first, Image.open(b) as second:
+        return np.array_equal(np.asarray(first), np.asarray(second))
+
+
+def _click(browser: Browser, selector: str, index: int) -> None:
+    """Scroll the element into view and click its centre with the mouse, as a person would."""
+    x, y = browser.evaluate(
+        f"(() => {{ const el = document.querySelectorAll('{selector}')[{index}];"
+        " el.scrollIntoView({block: 'center'}); const r = el.getBoundingClientRect();"
+        " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+    )
+    browser.click(x, y)
