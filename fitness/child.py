@@ -15,9 +15,11 @@ import sys
 import time
 import traceback
 
+PROCESS_STARTED = time.perf_counter()
+
 
 def main(spec_path: str) -> int:
-    t0 = time.perf_counter()
+    t0 = PROCESS_STARTED
     with open(spec_path) as handle:
         spec = json.load(handle)
     import numpy as np
@@ -30,7 +32,7 @@ def main(spec_path: str) -> int:
     t1 = time.perf_counter()
     from fitness import harness
 
-    spec["phases"] = {"import": t1 - t0}
+    spec["phases"], spec["process_started"] = {"import": t1 - t0}, t0
     harness.start(spec)
     harness._session.phases["data"] = time.perf_counter() - t1
     sys.modules["harness"] = harness
@@ -54,8 +56,9 @@ def run_genome(session, path: str) -> int:
         session.status, session.reason = kind, where + _first_line(e)
     if session.training_seconds is None and session.status == "crash" and not session.reason:
         session.status, session.reason = "invalid", "train.py finished without calling harness.submit(model)"
+    if session.submitted is not None:
+        session.phases["after_submit"] = time.perf_counter() - session.submitted
     session.write()
-    sys.stdout.flush()
     return code
 
 
@@ -65,4 +68,9 @@ def _first_line(error: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    exit_code = main(sys.argv[1])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything the parent reads is on disk by now: skip the interpreter's teardown (freeing torch and
+    # the genome's objects), which takes a second or more on a loaded machine.
+    os._exit(exit_code)

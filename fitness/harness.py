@@ -71,12 +71,16 @@ class _Session:
         self.phases: dict[str, float] = dict(spec.get("phases", {}))
         self.status, self.reason, self.num_params = "crash", "", 0
         self.started = _now()
+        self.process_started = float(spec.get("process_started", self.started))
+        self.submitted: float | None = None  # when submit returned
         self.exporting = False
 
     def write(self) -> None:
         record = dict(status=self.status, reason=self.reason, steps=self.steps, tokens=self.tokens)
         record.update(training_seconds=self.training_seconds, num_params=self.num_params, phases=self.phases)
         record["peak_memory_mb"] = _peak_memory_mb()
+        # Clock readings (monotonic, shared with the parent) that split the child's wall time into phases.
+        record["marks"] = {"process_started": self.process_started, "written": _now()}
         (self.dir / "child.json").write_text(json.dumps(record))
 
 
@@ -159,3 +163,4 @@ def submit(model: torch.nn.Module) -> None:
     _session.phases["export"] = _now() - started
     _session.status = "ok"
     _session.write()
+    _session.submitted = _now()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import signal
@@ -56,12 +57,11 @@ def run(
         return RunResult(status=status, reason=problem, total_seconds=time.perf_counter() - started, **base)
     cache = data.prepare(profile.dataset, profile.vocab_size, (profile.seq_len,), profile.num_shards)
     own_scorer = scorer is None
-    scorer = scorer or ScorerProcess(env=_scorer_env(config.threads))
-    if config.device == "cuda":  # a CPU child must not share its cores with the scorer's start-up
-        scorer.warm(profile.to_dict(), config.threads)
+    scorer = scorer or scorer_process(config.threads)
+    phases = {"prepare": time.perf_counter() - started}
+    phases["scorer_start"] = _warm(scorer, profile, config)
     box = Path(tempfile.mkdtemp(prefix="evolve-child-"))
     try:
-        phases = {"prepare": time.perf_counter() - started}
         child = _train(genome_source, profile, cache, box, seed, config, hide)
         result = _judge(child, profile, box, scorer, config, phases)
         if log_path is not None:
@@ -72,15 +72,33 @@ def run(
             scorer.close()
         if not config.keep_sandbox:
             shutil.rmtree(box, ignore_errors=True)
-    return dataclasses.replace(result, total_seconds=time.perf_counter() - started, **base)
+    total = time.perf_counter() - started
+    rest = total - result.training_seconds - sum(result.phases.values())  # sandbox set-up, log copy, clean-up
+    phases = {**result.phases, "other": max(0.0, rest)}
+    return dataclasses.replace(result, total_seconds=total, phases=phases, **base)
+
+
+def _warm(scorer: ScorerProcess, profile: Profile, config: TrainerConfig) -> float:
+    """Get the scorer ready for this profile; seconds spent waiting. A GPU child's training overlaps the
+    scorer's start-up; a CPU child's would lose cores to it, so there a cold scorer is made ready first."""
+    started = time.perf_counter()
+    scorer.warm(profile.to_dict(), config.threads)
+    if config.device == "cpu":
+        scorer.ready(timeout=max(60.0, profile.startup_allowance_s))
+    return time.perf_counter() - started
 
 
 @dataclass(frozen=True)
 class _Child:
     exit_code: int | None  # None: killed at the hard limit
-    wall_seconds: float
+    started: float  # parent's clock when the process was spawned and when it was reaped
+    ended: float
     record: dict  # child.json, or {} when the child never wrote it
     log_tail: str
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.ended - self.started
 
 
 def _train(
@@ -139,7 +157,8 @@ def _spawn(command: list[str], box: Path, env: dict, profile: Profile, cpu_child
         except subprocess.TimeoutExpired:
             code = None
         _kill_group(proc)
-    return _Child(code, time.perf_counter() - started, _read_record(box / "child.json"), _tail(box / "train.log"))
+    ended = time.perf_counter()
+    return _Child(code, started, ended, _read_record(box / "child.json"), _tail(box / "train.log"))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -156,9 +175,7 @@ def _judge(
 ) -> RunResult:
     record = child.record
     training = float(record.get("training_seconds") or 0.0)
-    child_phases = {k: float(v) for k, v in record.get("phases", {}).items()}
-    other = child.wall_seconds - training - sum(child_phases.values())
-    phases = {**phases, **child_phases, "genome_other": max(0.0, other)}
+    phases = {**phases, **_child_phases(child, training)}
     stats = dict(
         training_seconds=training,
         num_steps=int(record.get("steps", 0)),
@@ -179,11 +196,40 @@ def _judge(
         config.threads,
         timeout=max(60.0, profile.startup_allowance_s),
     )
-    phases["score"] = time.perf_counter() - t
+    phases.update(_score_phases(reply, time.perf_counter() - t))
     if reply["status"] != "ok":
         return RunResult(status=reply["status"], reason=reply["reason"], **stats)
     stats["num_params"] = int(reply["num_params"])
     return RunResult(status="ok", val_bpb=reply["val_bpb"], test_bpb=reply["test_bpb"], **stats)
+
+
+def _child_phases(child: _Child, training: float) -> dict[str, float]:
+    """Where the child's wall time went besides training. The child reports its own phases and clock marks;
+    it could lie about them, but only about how its own time splits: each is clamped into its wall time."""
+    wall = child.wall_seconds
+    reported = child.record.get("phases")
+    marks = child.record.get("marks")
+    marks = marks if isinstance(marks, dict) else {}
+    phases = {"process_start": _seconds(_number(marks.get("process_started")) - child.started, wall)}
+    if isinstance(reported, dict):
+        phases.update({str(k): _seconds(_number(v), wall) for k, v in reported.items()})
+    phases["teardown"] = _seconds(child.ended - _number(marks.get("written"), child.ended), wall)
+    phases["genome_other"] = max(0.0, wall - training - sum(phases.values()))
+    return phases
+
+
+def _number(value: object, default: float = math.nan) -> float:
+    return float(value) if isinstance(value, (int, float)) else default
+
+
+def _seconds(value: float, limit: float) -> float:
+    return min(max(value, 0.0), limit) if math.isfinite(value) else 0.0
+
+
+def _score_phases(reply: dict, seconds: float) -> dict[str, float]:
+    """The scorer's own split (load, probe, eval) and the rest: its start-up when cold, the pipe."""
+    parts = {f"score_{k}": float(v) for k, v in reply.get("phases", {}).items()}
+    return {**parts, "score_other": max(0.0, seconds - sum(parts.values()))}
 
 
 def _child_status(child: _Child, profile: Profile, training: float) -> tuple[str, str]:

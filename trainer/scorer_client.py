@@ -1,7 +1,9 @@
 """A warm scorer process (fitness.scorer) and the pipe protocol to it.
 
-Started when a trainer starts, so its torch import and the loading of scoring rows overlap the first
-child's training; reused for every later child. A scorer that dies or hangs is killed and restarted.
+One per trainer worker, reused for every child. `warm` starts it and has it import torch and the
+export loader and load a profile's scoring rows; `ready` waits for that. On CPU the trainer waits before
+the child starts, so the scorer's start-up never takes cores from a child's training; on GPU it overlaps
+the child. A scorer that dies or hangs is killed and restarted (cold) at the next request.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ class ScorerProcess:
         self.env, self.log_path = env, log_path
         self.proc: subprocess.Popen | None = None
         self.replies: queue.Queue = queue.Queue()
-        self.pending_warm = False  # a warm-up reply is still to be read
+        self.pending_warm = 0  # warm-up replies still to be read
+        self.warmed: set[str] = set()  # profiles this process has loaded (or is loading)
 
     def _start(self) -> subprocess.Popen:
         if self.proc is None or self.proc.poll() is not None:
@@ -36,7 +39,7 @@ class ScorerProcess:
                 env=self.env,
                 text=True,
             )
-            self.replies, self.pending_warm = queue.Queue(), False
+            self.replies, self.pending_warm, self.warmed = queue.Queue(), 0, set()
             threading.Thread(target=self._pump, args=(self.proc, self.replies), daemon=True).start()
         return self.proc
 
@@ -62,17 +65,30 @@ class ScorerProcess:
             return {"status": "invalid", "reason": "the scorer process died while scoring this model"}
         return reply
 
+    def is_warm(self, profile: dict) -> bool:
+        return self.proc is not None and self.proc.poll() is None and _key(profile) in self.warmed
+
     def warm(self, profile: dict, threads: int) -> None:
-        """Start the process and load the scoring rows without waiting for the reply."""
+        """Start the process and have it get ready for `profile`, without waiting (see `ready`)."""
+        if self.is_warm(profile):
+            return
         self.send({"warm": True, "profile": profile, "threads": threads})
-        self.pending_warm = True
+        self.warmed.add(_key(profile))
+        self.pending_warm += 1
+
+    def ready(self, timeout: float) -> dict:
+        """Wait for outstanding warm-ups: {"status": "ok"}, or the reply of the one that failed."""
+        while self.pending_warm:
+            self.pending_warm -= 1
+            reply = self.receive(timeout)
+            if reply.get("status") != "ok":
+                return reply
+        return {"status": "ok"}
 
     def score(self, program: Path, profile: dict, device: str, threads: int, timeout: float) -> dict:
-        if self.pending_warm:
-            self.pending_warm = False
-            warm = self.receive(timeout)
-            if warm.get("status") != "ok":
-                return warm
+        warm = self.ready(timeout)
+        if warm["status"] != "ok":
+            return warm
         self.send({"program": str(program), "profile": profile, "device": device, "threads": threads})
         return self.receive(timeout)
 
@@ -80,4 +96,8 @@ class ScorerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.proc = None
+        self.proc, self.pending_warm, self.warmed = None, 0, set()
+
+
+def _key(profile: dict) -> str:
+    return json.dumps(profile, sort_keys=True)
