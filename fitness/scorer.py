@@ -128,7 +128,7 @@ def score(request: dict) -> dict:
         test_bpb=test_bpb,
         num_params=num_params,
         seconds=t3 - t0,
-        phases={"load": t1 - t0, "probe": t2 - t1, "eval": t3 - t2},  # probe: 2 forwards, one of them scored
+        phases={"load": t1 - t0, "probe": t2 - t1, "eval": t3 - t2},  # probe includes the first val batch
     )
 
 

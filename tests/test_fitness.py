@@ -124,6 +124,24 @@ def test_probe_catches_a_row_reading_the_start_of_the_next_row():
         scoring.check_causal(next_row, torch.randint(0, 15, (16, 64)), 16, count=3)
 
 
+def test_probed_first_batch_is_scored_from_the_same_logits_computed_once():
+    from fitness.scorer import ReuseFirst
+
+    emb = torch.nn.Embedding(16, 16)
+    calls = []
+    causal = lambda x: calls.append(1) or emb(x).cumsum(dim=1)
+    rows, token_bytes = torch.randint(0, 15, (8, 33)), torch.tensor([1] * 15 + [0])
+    with torch.no_grad():
+        forward = ReuseFirst(causal)
+        scoring.check_causal(forward, rows[:4, :-1], 16, count=3)
+        probed = len(calls)
+        reused = scoring.evaluate(forward, rows, token_bytes, batch_size=4)
+        assert len(calls) == probed + 1  # two batches; the first one's logits came from the probe
+        assert reused == scoring.evaluate(causal, rows, token_bytes, batch_size=4)
+        forward(rows[:4, :-1])
+        assert len(calls) == probed + 4  # kept for one reuse only
+
+
 def test_wrong_logits_shape_and_nan_logits_are_rejected():
     with pytest.raises(scoring.ContractError) as shape:
         scoring.check_logits(torch.zeros(2, 4, 7), 2, 4, 8)
