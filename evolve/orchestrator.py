@@ -59,6 +59,7 @@ class Limits:
     max_seconds: float  # this session's wall clock (--max-hours)
     max_llm_cost: float  # whole run (--max-llm-cost)
     max_worker_retries: int = 2  # re-queues of one task after its worker died
+    repeat_share: float = 0.5  # repeats started per child started, at most (repeats confirm would-be bests)
 
 
 class Orchestrator:
@@ -90,6 +91,7 @@ class Orchestrator:
         self.started = time.monotonic()
         self.busy_seconds = 0.0  # slot time spent on finished evaluations this session
         self.evaluations = 0  # finished this session
+        self.dispatched = {"child": 0, "repeat": 0}  # started this session, by kind
 
     # --- the loop ----------------------------------------------------------------------------------
     def run(self) -> str:
@@ -187,6 +189,8 @@ class Orchestrator:
             index = self.idle.popleft()
             ref = self.workers[index].train.remote(task.source, task.seed)
             self.inflight[ref] = Running(task, index)
+            if task.kind in self.dispatched:
+                self.dispatched[task.kind] += 1
 
     def _next_task(self) -> Task | None:
         if self.urgent:
@@ -201,6 +205,8 @@ class Orchestrator:
 
     def _repeat(self) -> Task | None:
         """A repeat evaluation of a would-be best (not one already running), when the noise gate asks."""
+        if self.dispatched["repeat"] >= self.limits.repeat_share * self.dispatched["child"]:
+            return None
         busy = {r.task.genome_id for r in self.inflight.values() if r.task.kind == "repeat"}
         for genome_id in ray.get(self.population.repeat_candidates.remote(len(busy) + 1)):
             if genome_id not in busy:

@@ -6,7 +6,7 @@ the run) and one TrainerWorker per slot, and hands them to the Orchestrator.
 
 The run directory: `.git/` (one commit per genome), `archive/` (one Parquet row per evaluation),
 `population.json`, `run.json` (profile, settings, environment: what replay needs), `sessions.jsonl`
-(one line per session: when, the command line, the nodes and their environments), `results.tsv`.
+(one line per trainer worker of each session: node, GPU, environment), `results.tsv`.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class Settings:
     lookahead: int | None
     max_hours: float
     max_llm_cost: float
+    repeat_share: float
     seed: int
 
     @property
@@ -89,6 +90,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             _at_least(value, 0 if name in ("lookahead", "local_gpus") else 1, "--" + name.replace("_", "-"))
     if args.max_hours is not None and not args.max_hours > 0:
         raise UsageError(f"--max-hours must be positive, got {args.max_hours!r}")
+    if not 0 <= args.repeat_share <= 10:
+        raise UsageError(f"--repeat-share must be between 0 and 10, got {args.repeat_share!r}")
     if args.max_llm_cost is not None and not args.max_llm_cost >= 0:
         raise UsageError(f"--max-llm-cost must be >= 0, got {args.max_llm_cost!r}")
     if args.address is not None and args.local_gpus is not None:
@@ -125,6 +128,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         lookahead=args.lookahead,
         max_hours=args.max_hours or math.inf,
         max_llm_cost=math.inf if args.max_llm_cost is None else args.max_llm_cost,
+        repeat_share=args.repeat_share,
         seed=args.seed,
     )
     return _reconcile(settings, args)
@@ -164,7 +168,7 @@ def main(args: argparse.Namespace) -> int:
         mutators = Mutators(settings.mutators)
     except MutatorConfigError as e:
         raise UsageError(f"--mutators: {e}") from None
-    _open_run_dir(settings)
+    open_run_dir(settings)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `ray job stop` and `timeout` stop it like Ctrl-C
 
     import ray
@@ -179,7 +183,7 @@ def main(args: argparse.Namespace) -> int:
         ray.shutdown()
 
 
-def _open_run_dir(settings: Settings) -> None:
+def open_run_dir(settings: Settings) -> None:
     """Create or check the run directory in this process first, so a bad one is one line, not a Ray error."""
     from population import Population
 
@@ -194,16 +198,16 @@ def _open_run_dir(settings: Settings) -> None:
         write_atomic(settings.run_dir / RUN_JSON, json.dumps(settings.record(), indent=1) + "\n")
 
 
-def record_environment(run_dir: Path, nodes: list[dict], argv: list[str]) -> None:
-    """Add this session to sessions.jsonl, and the first worker's environment to a new run.json."""
+def record_worker(run_dir: Path, session: str, info: dict, argv: list[str]) -> None:
+    """A worker is ready: add it to sessions.jsonl; the first worker's environment completes run.json."""
     from population.rundir import write_atomic
 
     path = run_dir / RUN_JSON
     recorded = json.loads(path.read_text())
-    if "environment" not in recorded and nodes:
-        recorded["environment"] = nodes[0]["environment"]
+    if "environment" not in recorded:
+        recorded["environment"] = info["environment"]
         write_atomic(path, json.dumps(recorded, indent=1) + "\n")
-    line = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "argv": argv, "nodes": nodes}
+    line = {"session": session, "argv": argv, "worker": info}
     with open(run_dir / SESSIONS, "a") as f:
         f.write(json.dumps(line) + "\n")
 

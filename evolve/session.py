@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import sys
+from datetime import datetime, timezone
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -19,7 +20,7 @@ from evolve.cli import UsageError
 from evolve.orchestrator import Limits, Orchestrator, RunAborted
 from evolve.progress import Progress, best_text
 from evolve.proposals import Proposer
-from evolve.run import Settings, record_environment
+from evolve.run import Settings, record_worker
 from evolve.workers import TrainerWorker
 from mutators import Mutators
 from population.actor import PopulationActor
@@ -44,15 +45,22 @@ def start_ray(settings: Settings, cache_env: tuple[str, ...]) -> None:
 
 
 def plan_slots(settings: Settings) -> tuple[str, dict, int, int]:
-    """(unit, actor resources, number of workers, threads per child) from what the cluster has."""
+    """(unit, actor resources, number of workers, threads per child) from what the cluster has.
+
+    One GPU per child where the cluster has GPUs or the profile trains on CUDA (an autoscaling cluster
+    may have none yet: --workers says how many to ask for); otherwise --cpus-per-child cores.
+    """
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
-    if gpus:
+    if gpus or settings.device == "cuda":
+        count = settings.workers or gpus
+        if not count:
+            raise UsageError("the cluster has no GPUs yet; pass --workers N to let it scale up to N GPUs")
         per_child = settings.cpus_per_child or 1
-        return "GPU", {"num_gpus": 1, "num_cpus": per_child}, settings.workers or gpus, per_child
+        return "GPU", {"num_gpus": 1, "num_cpus": per_child}, count, per_child
     per_child = settings.cpus_per_child or cpus
-    if per_child > cpus and not settings.workers:
-        raise UsageError(f"--cpus-per-child {per_child} is more than the {cpus} CPUs this Ray cluster has")
+    if per_child > cpus and not settings.address:
+        raise UsageError(f"--cpus-per-child {per_child} is more than the {cpus} CPUs this machine has")
     return "slot", {"num_cpus": per_child}, settings.workers or max(1, cpus // per_child), per_child
 
 
@@ -96,13 +104,12 @@ class Session:
             lookahead=max(1, count // 2) if s.lookahead is None else s.lookahead,
             max_seconds=s.max_hours * 3600 if math.isfinite(s.max_hours) else math.inf,
             max_llm_cost=s.max_llm_cost,
+            repeat_share=s.repeat_share,
         )
-        nodes: list[dict] = []
+        session = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
         def on_ready(info: dict) -> None:
-            nodes.append(info)
-            if len(nodes) == 1:
-                record_environment(s.run_dir, nodes, sys.argv)
+            record_worker(s.run_dir, session, info, sys.argv)
 
         orchestrator = Orchestrator(population, workers, proposer, limits, progress, on_ready=on_ready)
         code = 0

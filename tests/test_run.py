@@ -1,0 +1,337 @@
+"""`python -m evolve --population N --generations G` as a user runs it: real processes, a real local Ray
+(and a real two-node Ray cluster on loopback), real children on the smoke profile with a 1 s budget.
+
+Faults: a trainer worker SIGKILLed mid-child (the child is re-queued and the run completes); the
+orchestrator SIGKILLed mid-run (the resumed run keeps every finished child and trains none twice);
+Ctrl-C (in-flight evaluations are recorded as interrupted, exit 130).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+FAST = ["--profile", "smoke", "--budget", "1", "--noise-repeats", "2", "--cpus-per-child", "1"]
+TIMEOUT = 420
+
+
+def _env() -> dict:
+    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
+
+
+def evolve_run(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "evolve", *args], capture_output=True, text=True, cwd=REPO, env=_env(), timeout=timeout
+    )
+
+
+def start_run(*args: str, log: Path) -> subprocess.Popen:
+    """The run in the background, in its own process group (as a terminal would start it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "evolve", *args],
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env=_env(),
+        start_new_session=True,
+    )
+
+
+def archive(run_dir: Path):
+    """The archive as a reader sees it while the run may still be writing."""
+    from population import Population
+
+    with Population(run_dir, read_only=True) as pop:
+        return pop.archive()
+
+
+def finished_children(frame) -> int:
+    return int(((frame.kind == "child") & (frame.status != "interrupted")).sum())
+
+
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
+    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+
+
+def reap(proc: subprocess.Popen) -> None:
+    """Kill whatever is left of a run's process group (Ray helpers orphaned by a SIGKILLed driver)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def assert_clean(result: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+# --- the run and its resume ------------------------------------------------------------------------
+def test_run_completes_and_resume_adds_exactly_one_generation(tmp_path):
+    run_dir = tmp_path / "run"
+    first = evolve_run(
+        "--population", "4", "--generations", "2", "--mutators", "offline", "--run-dir", str(run_dir), *FAST
+    )
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert_clean(first)
+    assert (run_dir / ".git").is_dir() and (run_dir / "archive").is_dir() and (run_dir / "results.tsv").is_file()
+    before = archive(run_dir)
+    assert finished_children(before) == 8
+    assert set(before[before.kind == "noise"].status) == {"ok"} and (before.kind == "noise").sum() == 2
+    assert "best genome:" in first.stdout and "python -m evolve replay" in first.stdout
+    recorded = json.loads((run_dir / "run.json").read_text())
+    assert recorded["profile"]["name"] == "smoke" and recorded["profile"]["budget_seconds"] == 1.0
+    assert "environment" in recorded and recorded["population"]["population_size"] == 4
+    commits = subprocess.run(["git", "rev-list", "--all", "--count"], cwd=run_dir, capture_output=True, text=True)
+    assert int(commits.stdout) == before.genome_id.nunique()  # every evaluated genome is a commit
+
+    second = evolve_run(
+        "--generations", "3", "--mutators", "offline", "--run-dir", str(run_dir), "--cpus-per-child", "1"
+    )
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "resuming run" in second.stdout
+    after = archive(run_dir)
+    assert finished_children(after) == 12  # exactly one more generation of 4
+    assert after.iloc[: len(before)][["eval_id", "genome_id", "status"]].equals(
+        before[["eval_id", "genome_id", "status"]]
+    )
+    children = after[after.kind == "child"]
+    assert not children.genome_id.duplicated().any()  # nothing finished was trained again
+    assert (after.kind == "noise").sum() == 2  # the noise level is measured once per run
+    assert set(after.generation[after.kind == "child"].iloc[8:]) == {3}
+
+
+# --- a real two-node cluster ----------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _node_ports() -> list[str]:
+    """Ports that default to fixed numbers: two nodes on one host need their own."""
+    names = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port")
+    return [f"--{name}={_free_port()}" for name in (*names, "runtime-env-agent-port", "node-manager-port")]
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path):
+    port = _free_port()
+    common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=1"]
+    env = {**_env(), "RAY_TMPDIR": str(tmp_path / "ray")}
+    head = subprocess.Popen(
+        ["ray", "start", "--head", f"--port={port}", "--include-dashboard=false",
+         f"--ray-client-server-port={_free_port()}", *common, *_node_ports()],
+        env=env, start_new_session=True, stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    nodes = [head]
+    try:
+        address = f"127.0.0.1:{port}"
+
+        def up(count: int) -> bool:
+            status = subprocess.run(["ray", "status", f"--address={address}"], capture_output=True, text=True, env=env)
+            return status.stdout.count("node_") >= count
+
+        wait_for(lambda: up(1), 60, "the head node", head, tmp_path / "head.log")
+        worker = subprocess.Popen(
+            ["ray", "start", f"--address={address}", *common, *_node_ports()],
+            env=env, start_new_session=True, stdout=open(tmp_path / "worker.log", "w"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        nodes.append(worker)
+        wait_for(lambda: up(2), 60, "the second node", worker, tmp_path / "worker.log")
+        yield address
+    finally:
+        for node in reversed(nodes):
+            node.terminate()
+            try:
+                node.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+            reap(node)
+
+
+def test_run_on_a_two_node_cluster(tmp_path, two_node_cluster):
+    run_dir = tmp_path / "run"
+    result = evolve_run(
+        "--address", two_node_cluster, "--population", "2", "--generations", "1", "--mutators", "offline",
+        "--run-dir", str(run_dir), "--repeat-share", "0", *FAST,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    frame = archive(run_dir)
+    assert finished_children(frame) == 2 and set(frame.status) == {"ok"}
+    assert frame.node.nunique() == 2  # children trained on both nodes
+    workers = [json.loads(line)["worker"] for line in (run_dir / "sessions.jsonl").read_text().splitlines()]
+    assert len({w["node"] for w in workers}) == 2
+    assert all(w["gpus"] and w["cuda_visible_devices"] == w["gpus"][0] for w in workers)  # one GPU each, as Ray says
+
+
+# --- faults ---------------------------------------------------------------------------------------
+def _processes() -> list[tuple[int, int, str]]:
+    out = subprocess.run(["ps", "-eo", "pid=,pgid=,args="], capture_output=True, text=True).stdout
+    rows = []
+    for line in out.splitlines():
+        pid, pgid, *args = line.split(None, 2)
+        rows.append((int(pid), int(pgid), " ".join(args)))
+    return rows
+
+
+def test_a_killed_trainer_worker_has_its_child_retried(tmp_path):
+    run_dir, log = tmp_path / "run", tmp_path / "run.log"
+    proc = start_run(
+        "--population", "2", "--generations", "1", "--mutators", "offline", "--run-dir", str(run_dir),
+        "--repeat-share", "0", *FAST[:-2], "--cpus-per-child", "1", "--budget", "3",
+        log=log,
+    )  # fmt: skip
+    try:
+
+        def busy_worker() -> int | None:
+            for pid, pgid, args in _processes():
+                if pgid == proc.pid and args.startswith("ray::TrainerWorker.train"):
+                    return pid
+            return None
+
+        victim = wait_for(busy_worker, 180, "a trainer worker training a child", proc, log)
+        time.sleep(1.0)  # mid-child
+        os.kill(victim, signal.SIGKILL)
+        assert proc.wait(TIMEOUT) == 0, log.read_text()[-3000:]
+    finally:
+        reap(proc)
+    text = log.read_text()
+    assert "died" in text and "re-queued" in text, text[-3000:]
+    requeued = text.split("re-queued ")[1][:7]
+    frame = archive(run_dir)
+    assert set(frame.status) == {"ok"}  # the death left no failed evaluation behind
+    assert finished_children(frame) == 2 and (frame.kind == "noise").sum() == 2
+    assert frame.genome_id.str.startswith(requeued).any()  # the re-queued evaluation was recorded
+
+
+def test_sigkilled_orchestrator_resumes_without_losing_a_finished_child(tmp_path):
+    run_dir, log = tmp_path / "run", tmp_path / "run.log"
+    args = ["--population", "2", "--generations", "3", "--mutators", "offline", "--run-dir", str(run_dir)]
+    proc = start_run(*args, *FAST, log=log)
+    try:
+        wait_for(
+            lambda: (run_dir / "archive").is_dir() and finished_children(archive(run_dir)) >= 2, 240,
+            "two finished children", proc, log,
+        )  # fmt: skip
+        os.kill(proc.pid, signal.SIGKILL)  # the orchestrator alone, as a crash would
+        proc.wait()
+        time.sleep(3)  # its Ray (trainers included) goes down with it
+    finally:
+        reap(proc)
+    before = archive(run_dir)
+    resumed = evolve_run(*args, *FAST)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    after = archive(run_dir)
+    columns = ["eval_id", "genome_id", "kind", "status", "val_bpb"]
+    assert after.iloc[: len(before)][columns].equals(before[columns])  # nothing recorded was lost
+    assert finished_children(after) == 6
+    done = after[(after.kind == "child") & (after.status != "interrupted")]
+    assert not done.genome_id.duplicated().any()  # and no finished child trained twice
+
+
+def test_ctrl_c_records_in_flight_evaluations_as_interrupted(tmp_path):
+    run_dir, log = tmp_path / "run", tmp_path / "run.log"
+    proc = start_run("--population", "2", "--generations", "4", "--mutators", "offline", "--run-dir", str(run_dir),
+                     *FAST[:-2], "--budget", "5", "--cpus-per-child", "1", log=log)  # fmt: skip
+    try:
+        wait_for(lambda: (run_dir / "sessions.jsonl").exists(), 180, "a ready trainer worker", proc, log)
+        time.sleep(4)  # children are training
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        code = proc.wait(60)
+    finally:
+        reap(proc)
+    text = log.read_text()
+    assert code == 130, text[-3000:]
+    assert "Traceback" not in text and "stopped: interrupted" in text
+    frame = archive(run_dir)
+    assert (frame.status == "interrupted").any()
+    assert "the run was stopped (Ctrl-C)" in set(frame.reason)
+
+
+# --- bad input: one line, exit 2, no traceback, no Ray started ---------------------------------------
+@pytest.fixture(scope="module")
+def smoke_run_dir(tmp_path_factory):
+    """A run directory created as the run creates it (run.json and the seed commit), with no training."""
+    from evolve.cli import build_parser
+    from evolve.run import open_run_dir, settings_from_args
+
+    run_dir = tmp_path_factory.mktemp("runs") / "smoke-run"
+    args = build_parser().parse_args(["--population", "2", "--profile", "smoke", "--run-dir", str(run_dir)])
+    open_run_dir(settings_from_args(args))
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--population", "1"], "--population must be at least 2, got 1"),
+        (["--generations", "0"], "--generations must be at least 1, got 0"),
+        (["--budget", "0"], "must be positive, got '0'"),
+        (["--budget", "-3"], "must be positive, got '-3'"),
+        (["--profile", "tpu"], "invalid choice: 'tpu'"),
+        (["--mutators", "genetic"], "bad mode 'genetic'"),
+        (["--noise-repeats", "1"], "--noise-repeats must be at least 2, got 1"),
+        (["--seed-genome", "/no/such/train.py"], "genome '/no/such/train.py' does not exist"),
+        (["--seed-genome", "/"], "genome '/' is not a file"),
+        (["--population", "two"], "invalid int value: 'two'"),
+        (["--max-hours", "0"], "--max-hours must be positive, got 0.0"),
+    ],
+)
+def test_bad_run_flags_are_one_line_and_exit_2(args, message, tmp_path, capsys):
+    from evolve.cli import main  # in-process: the same code path as `python -m evolve`, without the start-up
+
+    assert main([*args, "--run-dir", str(tmp_path / "never")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "never").exists()
+
+
+def test_bad_seed_genomes_are_one_line_and_exit_2(tmp_path):
+    binary, broken = tmp_path / "binary.py", tmp_path / "broken.py"
+    binary.write_bytes(b"\xff\xfe\x00 not utf-8")
+    broken.write_text("import harness\ndef train(:\n")
+    for path, message in ((binary, "is not UTF-8 text"), (broken, "is not a valid genome")):
+        result = evolve_run("--seed-genome", str(path), "--run-dir", str(tmp_path / "never"), timeout=60)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert_clean(result)
+
+
+def test_a_run_directory_of_another_profile_or_population_is_refused(smoke_run_dir):
+    for args, message in (
+        (["--profile", "cpu"], "belongs to profile 'smoke', not 'cpu'"),
+        (["--population", "3"], "has --population 2; resume it with the same value"),
+        (["--budget", "9"], "would make its scores incomparable"),
+    ):
+        result = evolve_run(*args, "--run-dir", str(smoke_run_dir), timeout=60)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert_clean(result)
+
+
+def test_a_damaged_run_json_is_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text("{not json")
+    result = evolve_run("--run-dir", str(run_dir), timeout=60)
+    assert result.returncode == 2 and "is damaged" in result.stderr and "cannot be resumed" in result.stderr
+    assert_clean(result)
