@@ -65,9 +65,12 @@ def plan_slots(settings: Settings) -> tuple[str, dict, int, int]:
 
 
 class Session:
-    def __init__(self, settings: Settings, mutators: Mutators) -> None:
+    """`worker_class`: the trainer actor's class (benchmarks pass one that holds its slot without training)."""
+
+    def __init__(self, settings: Settings, mutators: Mutators, worker_class: type = TrainerWorker) -> None:
         self.settings = settings
         self.mutators = mutators
+        self.worker_class = worker_class
 
     def run(self) -> int:
         s = self.settings
@@ -77,7 +80,7 @@ class Session:
         )
         summary = ray.get(population.summary.remote())
         unit, resources, count, threads = plan_slots(s)
-        Worker = ray.remote(TrainerWorker).options(**resources, max_restarts=-1, max_task_retries=0)
+        Worker = ray.remote(self.worker_class).options(**resources, max_restarts=-1, max_task_retries=0)
         workers = [Worker.remote(s.profile.to_dict(), s.device, threads, (str(s.run_dir),)) for _ in range(count)]
         progress = Progress(population, unit)
         target = s.generations * s.population.population_size
