@@ -75,6 +75,10 @@ class _Session:
         self.submitted: float | None = None  # when submit returned
         self.exporting = False
 
+    def tokens_spent(self) -> bool:
+        """The token budget (0 = none) is used up; the batch that crosses it is served whole."""
+        return 0 < self.profile.budget_tokens <= self.tokens
+
     def write(self) -> None:
         record = dict(status=self.status, reason=self.reason, steps=self.steps, tokens=self.tokens)
         record.update(training_seconds=self.training_seconds, num_params=self.num_params, phases=self.phases)
@@ -109,14 +113,15 @@ def _peak_memory_mb() -> float:
 
 
 def batches(batch_size: int, length: int | None = None):
-    """Yield (x, y) training batches of shape [batch_size, length] until the budget is spent."""
+    """Yield (x, y) training batches of shape [batch_size, length] until the budget is spent: the time
+    budget, or (when the profile sets one) the token budget, whichever runs out first."""
     length = seq_len if length is None else int(length)
     if not 1 <= length <= seq_len:
         raise ValueError(f"batch length must be in [1, {seq_len}], got {length}")
     while True:
         _sync()
         _session.clock.tick()
-        if _session.clock.elapsed() >= budget_seconds:
+        if _session.clock.elapsed() >= budget_seconds or _session.tokens_spent():
             return
         rows = torch.from_numpy(_session.sampler.next(batch_size)[:, : length + 1])
         if device.type == "cuda":
@@ -126,8 +131,12 @@ def batches(batch_size: int, length: int | None = None):
 
 
 def progress() -> float:
-    """Fraction of the training budget used so far, in [0, 1]."""
-    return min(1.0, _session.clock.elapsed() / budget_seconds)
+    """Fraction of the training budget used so far, in [0, 1]: of the token budget when there is one,
+    unless the time budget (then a safety cap) is nearer its end."""
+    used = _session.clock.elapsed() / budget_seconds
+    if _session.profile.budget_tokens:
+        used = max(used, _session.tokens / _session.profile.budget_tokens)
+    return min(1.0, used)
 
 
 def report(step: int, loss: float) -> None:

@@ -25,6 +25,7 @@ class Profile:
     causality_probes: int = 3  # causality probe forwards, each cutting every row at a fresh random position
     loss_explode: float = 20.0  # a reported loss above this (nats) ends the run as nan
     num_shards: int = 0  # climbmix: training shards to prepare (0 for embedded datasets)
+    budget_tokens: int = 0  # training tokens served before the batch stream ends (0: none); time stays a cap
 
     @property
     def hard_limit_s(self) -> float:

@@ -140,3 +140,15 @@ def test_crash_reports_last_error_line(tiny_profile, scorer):
     )
     assert result.status == "crash"
     assert "boom at two" in result.reason
+
+
+def test_token_budget_ends_the_batch_stream_and_drives_progress(tiny_profile, scorer):
+    # 16 rows x 64 tokens = 1,024 tokens a batch: 4,096 served is under 5,000, the fifth batch crosses it.
+    # A time budget far away, so progress() is the token fraction alone.
+    profile = dataclasses.replace(tiny_profile, budget_seconds=60.0, budget_tokens=5_000)
+    genome = bigram(in_loop="print(f'progress {harness.progress():.4f}')")
+    result = run(genome, profile, seed=0, config=CONFIG, scorer=scorer)
+    assert result.status == "ok", result.reason
+    assert result.tokens == 5 * 1024 and result.num_steps == 5
+    printed = [float(line.split()[1]) for line in result.log_tail.splitlines() if line.startswith("progress ")]
+    assert printed == [round(k * 1024 / 5_000, 4) for k in range(1, 5)] + [1.0]
