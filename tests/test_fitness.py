@@ -151,6 +151,16 @@ def test_wrong_logits_shape_and_nan_logits_are_rejected():
     assert nan.value.status == "nan"
 
 
+def test_one_non_finite_logit_anywhere_is_caught():
+    for value in (float("nan"), float("inf"), -float("inf")):
+        for where in ((0, 0, 0), (1, 3, 7), (1, 2, 5)):
+            logits = torch.randn(2, 4, 8)
+            logits[where] = value
+            with pytest.raises(scoring.ContractError, match="NaN or inf"):
+                scoring.check_logits(logits, 2, 4, 8)
+    scoring.check_logits(torch.randn(2, 4, 8) * 1e30, 2, 4, 8)  # huge but finite is fine
+
+
 def test_eval_rows_refuses_more_tokens_than_the_split_has(cache):
     with pytest.raises(datasets.DatasetError, match="scoring needs"):
         data.eval_rows(cache, "val", 64, 10**9)
