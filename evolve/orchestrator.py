@@ -85,7 +85,7 @@ class Orchestrator:
         self.children_done = summary["children"]
         self.children_at_start = self.children_done
         self.seed_id = summary["seed_id"]
-        self.llm_cost = summary["llm_cost_usd"]
+        self.llm_cost_before = summary["llm_cost_usd"]  # recorded by earlier sessions
         self.stop_reason: str | None = None
         self.proposal_failures = 0
         self.started = time.monotonic()
@@ -176,7 +176,7 @@ class Orchestrator:
             return
         if time.monotonic() - self.started >= self.limits.max_seconds:
             self.stop_reason = "--max-hours reached"
-        elif self.llm_cost + self.proposer.mutators.spent_usd >= self.limits.max_llm_cost:
+        elif self._llm_cost() >= self.limits.max_llm_cost:
             self.stop_reason = "--max-llm-cost reached"
         if self.stop_reason:
             self.progress.note(f"stopping: {self.stop_reason}; waiting for {len(self.inflight)} evaluations in flight")
@@ -294,8 +294,6 @@ class Orchestrator:
                 llm=task.llm,
             )
         )
-        if task.llm:
-            self.llm_cost += task.llm.get("cost_usd", 0.0)
         if task.kind == "child" and result.status != "interrupted":
             self.children_done += 1
         outcome = Outcome(
@@ -354,7 +352,7 @@ class Orchestrator:
             running=len(self.inflight),
             queued=len(self.ready) + len(self.urgent) + self.proposer.in_flight,
             generation=self._generation_text(),
-            llm_cost=self.llm_cost + self._unbilled_cost(),
+            llm_cost=self._llm_cost(),
             elapsed=now - self.started,
             slots=len(self.workers),
             busy=self.busy_seconds + sum(now - r.started for r in self.inflight.values()),
@@ -362,9 +360,9 @@ class Orchestrator:
             session_children=self.children_done - self.children_at_start,
         )
 
-    def _unbilled_cost(self) -> float:
-        unbilled = self.proposer.unbilled
-        return unbilled.cost_usd if unbilled else 0.0
+    def _llm_cost(self) -> float:
+        """The run's LLM spend: earlier sessions' (from the archive) plus every request of this one."""
+        return self.llm_cost_before + self.proposer.mutators.spent_usd
 
     def _remember_row(self, row) -> None:
         ok = row.status == "ok" and row.val_bpb is not None and math.isfinite(row.val_bpb)

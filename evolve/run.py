@@ -165,10 +165,12 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> Settings:
 def main(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     try:
-        mutators = Mutators(settings.mutators)
+        Mutators(settings.mutators)  # refuses e.g. --mutators llm without an API key, before anything is written
     except MutatorConfigError as e:
         raise UsageError(f"--mutators: {e}") from None
-    open_run_dir(settings)
+    spent = open_run_dir(settings)
+    left = max(0.0, settings.max_llm_cost - spent)  # the mutators send no request past the run's budget
+    mutators = Mutators(dataclasses.replace(settings.mutators, max_cost_usd=left))
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `ray job stop` and `timeout` stop it like Ctrl-C
 
     import ray
@@ -183,19 +185,23 @@ def main(args: argparse.Namespace) -> int:
         ray.shutdown()
 
 
-def open_run_dir(settings: Settings) -> None:
-    """Create or check the run directory in this process first, so a bad one is one line, not a Ray error."""
+def open_run_dir(settings: Settings) -> float:
+    """Create or check the run directory in this process first, so a bad one is one line, not a Ray error.
+
+    Returns the LLM dollars the run has recorded so far."""
     from population import Population
 
     fresh = not (settings.run_dir / RUN_JSON).exists()
     try:
-        Population.open(settings.run_dir, settings.seed_source, settings.population).close()
+        with Population.open(settings.run_dir, settings.seed_source, settings.population) as population:
+            spent = population.summary()["llm_cost_usd"]
     except RunDirError as e:
         raise UsageError(str(e)) from None
     if fresh:
         from population.rundir import write_atomic
 
         write_atomic(settings.run_dir / RUN_JSON, json.dumps(settings.record(), indent=1) + "\n")
+    return spent
 
 
 def record_worker(run_dir: Path, session: str, info: dict, argv: list[str]) -> None:
