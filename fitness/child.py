@@ -15,6 +15,8 @@ import sys
 import time
 import traceback
 
+from fitness import confine
+
 PROCESS_STARTED = time.perf_counter()
 
 
@@ -37,6 +39,7 @@ def main(spec_path: str) -> int:
     harness._session.phases["data"] = time.perf_counter() - t1
     sys.modules["harness"] = harness
     sys.argv = ["train.py"]
+    confine.enter(spec)  # last: from here on only the genome's code runs
     return run_genome(harness._session, os.path.join(spec["sandbox"], "train.py"))
 
 

@@ -22,6 +22,7 @@ class Profile:
     untimed_steps: int = 0  # first batch requests not counted (torch.compile warm-up on GPU)
     untimed_allowance_s: float = 0.0  # cap on the time those steps may take without counting
     startup_allowance_s: float = 30.0  # process start, imports, data, model build, export
+    genome_allowance_s: float = 10.0  # train.py's set-up and export beyond budget + untimed allowance
     causality_probes: int = 3  # causality probe forwards, each cutting every row at a fresh random position
     loss_explode: float = 20.0  # a reported loss above this (nats) ends the run as nan
     num_shards: int = 0  # climbmix: training shards to prepare (0 for embedded datasets)

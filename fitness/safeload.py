@@ -153,5 +153,6 @@ def _tensors_of(module: torch.nn.Module) -> list[torch.Tensor]:
 
 
 def _first_line(error: BaseException) -> str:
+    """The first sentence of the first line: torch's loader errors go on at length."""
     text = str(error).strip()
-    return text.splitlines()[0][:160] if text else ""
+    return text.splitlines()[0].split(". ")[0][:160] if text else ""

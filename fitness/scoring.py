@@ -64,7 +64,9 @@ def check_causal(forward: Forward, x: torch.Tensor, vocab_size: int, count: int,
         raise ValueError("the causality probe needs a batch of at least 2 rows")
     seed = int.from_bytes(os.urandom(8), "little") if seed is None else seed
     generator = torch.Generator().manual_seed(seed)
-    base = torch.log_softmax(forward(x).float(), dim=-1)
+    logits = forward(x)
+    check_logits(logits, x.size(0), x.size(1), vocab_size)  # a clear reason for bad logits, before any comparison
+    base = torch.log_softmax(logits.float(), dim=-1)
     _check_independent(forward, x, base, vocab_size, generator)
     rows, length = x.shape
     cuts = torch.randperm(length - 1, generator=generator).repeat(-(-count * rows // (length - 1)))

@@ -12,7 +12,6 @@ import math
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,11 +22,12 @@ from fitness import data
 from fitness.interface import check_genome
 from fitness.profile import Profile
 from fitness.result import RunResult
-from trainer import sandbox
+from trainer import sandbox, supervise
 from trainer.scorer_client import ScorerProcess
 
 EXIT_STATUS = {3: "nan"}  # fitness.harness exit codes
 LOG_TAIL_LINES = 40
+RECORD_MAX_BYTES = 1 << 20  # a child.json larger than this is ignored (the child wrote it, not the harness)
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class TrainerConfig:
     device: str = "cpu"  # "cpu" or "cuda" (the GPU Ray assigned through CUDA_VISIBLE_DEVICES)
     isolate: bool = True  # bubblewrap when available; False runs children with only env scrub + rlimits
     keep_sandbox: bool = False  # leave the child's directory behind, for debugging
+    disk_mb: int = 4096  # the child's writable space (a tmpfs under bubblewrap) and its largest file
+    memory_mb: int = 16384  # resident memory of the child's processes (and a CPU child's address space)
 
 
 def run(
@@ -90,9 +92,11 @@ def _warm(scorer: ScorerProcess, profile: Profile, config: TrainerConfig) -> flo
 
 @dataclass(frozen=True)
 class _Child:
-    exit_code: int | None  # None: killed at the hard limit
+    exit_code: int | None  # None: killed (see `killed`)
     started: float  # parent's clock when the process was spawned and when it was reaped
     ended: float
+    genome_started: float | None  # parent's clock when train.py got control (trainer.supervise)
+    killed: str  # "deadline", what the trainer's watchdog saw, or "" when it exited by itself
     record: dict  # child.json, or {} when the child never wrote it
     log_tail: str
 
@@ -110,64 +114,40 @@ def _train(
     config: TrainerConfig,
     hide: tuple[Path, ...],
 ) -> _Child:
-    (box / "train.py").write_text(source)
-    inputs = {
-        cache.tokens_path("train"): box / "data" / "train.bin",
-        cache.rows_path("train", profile.seq_len): box / "data" / "train_rows.npy",
-    }
     isolated = config.isolate and sandbox.bwrap_path() is not None
-    if isolated:
-        (box / "data").mkdir()
-        for dst in inputs.values():
-            dst.touch()  # bind-mount targets
-    paths = {dst: (dst if isolated else src) for src, dst in inputs.items()}
-    spec = dict(
-        profile=profile.to_dict(),
-        seed=seed,
-        device=config.device,
-        threads=config.threads,
-        sandbox=str(box),
-        train_tokens=str(paths[box / "data" / "train.bin"]),
-        train_rows=str(paths[box / "data" / "train_rows.npy"]),
-    )
+    inside = sandbox.box_inside(box) if isolated else box  # where the child sees its directory
+    uid = sandbox.child_uid() if isolated else None
+    (box / "train.py").write_text(source)
+    results = [box / "child.json", box / "model.pt2"]  # the only host files an isolated child can write
+    for path in results:
+        path.touch()
+        if uid is not None:
+            os.chown(path, uid, uid)
+    inputs = {
+        cache.tokens_path("train"): inside / "data" / "train.bin",
+        cache.rows_path("train", profile.seq_len): inside / "data" / "train_rows.npy",
+    }
+    tokens, rows = inputs.values() if isolated else inputs  # inside paths, or the cache's own
+    spec = dict(profile=profile.to_dict(), seed=seed, device=config.device, threads=config.threads)
+    spec.update(sandbox=str(inside), train_tokens=str(tokens), train_rows=str(rows))
+    spec["confine"] = dict(uid=uid, max_processes=sandbox.MAX_PROCESSES if isolated else None)
     (box / "spec.json").write_text(json.dumps(spec))
-    command = [sys.executable, "-m", "fitness.child", str(box / "spec.json")]
+    gpu = config.device == "cuda"
+    limits = sandbox.Limits.for_child(config.disk_mb, config.memory_mb, gpu, profile.hard_limit_s)
+    command = [sys.executable, "-m", "fitness.child", str(inside / "spec.json")]
     if isolated:
+        ro_binds = {box / "train.py": inside / "train.py", box / "spec.json": inside / "spec.json", **inputs}
+        rw_binds = {path: inside / path.name for path in results}
         hidden = [data.cache_root(), Path.home(), _plays_dir(), *hide]
-        command = sandbox.wrap(command, box, hide=hidden, binds=inputs, gpu=config.device == "cuda")
-    env = sandbox.child_env(dict(os.environ), config.threads, box, _code_root())
-    return _spawn(command, box, env, profile, cpu_child=config.device == "cpu")
-
-
-def _spawn(command: list[str], box: Path, env: dict, profile: Profile, cpu_child: bool) -> _Child:
-    started = time.perf_counter()
-    with open(box / "train.log", "wb") as log:
-        proc = subprocess.Popen(
-            command,
-            cwd=box,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=lambda: sandbox.set_limits(cpu_child),
+        command = sandbox.wrap(
+            command, inside, hide=hidden, ro_binds=ro_binds, rw_binds=rw_binds, gpu=gpu, disk_bytes=limits.disk_bytes
         )
-        try:
-            code = proc.wait(timeout=profile.hard_limit_s)
-        except subprocess.TimeoutExpired:
-            code = None
-        _kill_group(proc)
-    ended = time.perf_counter()
-    return _Child(code, started, ended, _read_record(box / "child.json"), _tail(box / "train.log"))
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Whatever the child started (forks included) goes with it."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
+    env = sandbox.child_env(dict(os.environ), config.threads, inside, _code_root())
+    ran = supervise.run(
+        command, cwd=box, env=env, limits=limits, log_path=box / "train.log", deadline_s=profile.hard_limit_s
+    )
+    record, tail = _read_record(box / "child.json"), _tail(box / "train.log")
+    return _Child(ran.code, ran.started, ran.ended, ran.genome_started, ran.killed, record, tail)
 
 
 def _judge(
@@ -234,15 +214,21 @@ def _score_phases(reply: dict, seconds: float) -> dict[str, float]:
 
 def _child_status(child: _Child, profile: Profile, training: float) -> tuple[str, str]:
     record = child.record
-    if child.exit_code is None:
+    if child.killed == "deadline":
         return "timeout", f"killed at the hard limit of {profile.hard_limit_s:.0f} s wall clock"
+    if child.killed:
+        return "crash", f"killed by the trainer: {child.killed}"
     if child.exit_code in EXIT_STATUS:
         return EXIT_STATUS[child.exit_code], record.get("reason") or "training loss went non-finite"
     if child.exit_code != 0 or record.get("status", "crash") != "ok":
-        reason = record.get("reason") or _last_error(child.log_tail) or f"exited with code {child.exit_code}"
+        reason = record.get("reason") or _last_error(child.log_tail) or _exit_reason(child.exit_code)
         return record.get("status") if record.get("status") in ("invalid", "nan") else "crash", reason
     if training > profile.budget_seconds * 1.05 + 1.0:
         return "over_budget", f"trained {training:.1f} s on a {profile.budget_seconds:.0f} s budget"
+    genome = profile.budget_seconds + profile.untimed_allowance_s + profile.genome_allowance_s
+    if child.genome_started is not None and child.ended - child.genome_started > genome:
+        ran = child.ended - child.genome_started
+        return "over_budget", f"train.py ran {ran:.1f} s by the trainer's clock, allowed {genome:.0f} s"
     allowed = profile.budget_seconds + profile.untimed_allowance_s + profile.startup_allowance_s
     if child.wall_seconds > allowed:
         return "over_budget", f"child ran {child.wall_seconds:.1f} s wall clock, allowed {allowed:.0f} s"
@@ -251,8 +237,15 @@ def _child_status(child: _Child, profile: Profile, training: float) -> tuple[str
     return "ok", ""
 
 
+def _exit_reason(code: int) -> str:
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+
+
 def _read_record(path: Path) -> dict:
+    """child.json as the child left it; the child can write anything there, so size and shape are checked."""
     try:
+        if path.stat().st_size > RECORD_MAX_BYTES:
+            return {}
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}

@@ -13,4 +13,5 @@ PROFILE = Profile(
     untimed_steps=1,  # the first step carries one-time allocation costs
     untimed_allowance_s=10.0,
     startup_allowance_s=60.0,
+    genome_allowance_s=15.0,  # model build and export, by the trainer's clock from train.py's start
 )

@@ -13,5 +13,6 @@ PROFILE = Profile(
     untimed_steps=10,  # torch.compile warm-up, as the seed project excludes its first steps
     untimed_allowance_s=120.0,
     startup_allowance_s=180.0,  # CUDA init, imports, export, plus slack; scoring is timed separately
+    genome_allowance_s=60.0,  # model build and export, by the trainer's clock from train.py's start
     num_shards=10,
 )
