@@ -318,5 +318,9 @@ class Population:
 
     def _update_best_ref(self) -> None:
         if self._best is not None and self._best != self._best_ref and self._lock is not None:
-            self._store.set_best(self._best)
+            try:
+                self._store.set_best(self._best)
+            except OSError as e:  # a full disk: the ref is a convenience, the row is recorded; retried next time
+                log.warning("refs/heads/best not moved to %s: %s", self._best[:7], e)
+                return
             self._best_ref = self._best
