@@ -55,7 +55,7 @@ def status(args: argparse.Namespace) -> int:
     if len(frame):
         last = frame.iloc[-1]
         what = f"{last.genome_id[:7]} {last.kind} {last.status}" + (f": {one_line(last.reason)}" if last.reason else "")
-        lines.append(f"last      {_ago(last.finished)}  {what}"[:160])
+        lines.append(f"last      {_ago(last.finished or last.started)}  {what}"[:160])
     lines += ["", summary_text(summary), "", "top genomes (mean val_bpb over ok evaluations)"]
     ranked = sorted((g for g in stats if math.isfinite(stats[g].val_bpb)), key=lambda g: stats[g].val_bpb)
     first = frame.drop_duplicates("genome_id").set_index("genome_id")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evolve.runview import GenomeStats, fmt_bpb, fmt_delta, genome_stats, open_run, resolve, run_dir_arg
+from evolve.runview import GenomeStats, fmt_bpb, fmt_delta, genome_stats, one_line, open_run, resolve, run_dir_arg
 from population import Population
 
 
@@ -38,7 +38,7 @@ def summarize(pop: Population, frame: pd.DataFrame, stats: dict[str, GenomeStats
         ("evaluations", _by_kind(frame)),
         ("children", str(len(children))),
         ("failed children", _rate(int(failed.sum()), len(children))),
-        *((f"  {status}", _rate(int(n), len(children))) for status, n in failed.items()),
+        *((f"  {status}", _rate(int(n), len(children)) + _commonest(children, status)) for status, n in failed.items()),
         ("seed val_bpb", _mean(stats.get(seed))),
         ("best val_bpb", f"{_mean(stats.get(best))}  ({best[:7]}, {pop.genome(best).operator})"),
         ("best vs seed", fmt_delta(gap, sigma)),
@@ -58,18 +58,13 @@ def summary_text(summary: Summary) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from evolve import figures
-    from evolve.lineage_view import lineage_view
-    from evolve.report_html import render
-
     out = Path(args.out) if args.out else run_dir_arg(args.run_dir) / "report"
-    with open_run(args.run_dir) as pop:
+    with open_run(args.run_dir) as pop:  # bad input fails here, before the plotting libraries load
+        lineage_id = resolve(pop, args.lineage).id
         frame = pop.archive()
         stats = genome_stats(frame)
         summary = summarize(pop, frame, stats)
-        view = lineage_view(pop, resolve(pop, args.lineage).id, stats)
-        progress = figures.progress(frame, summary.seed_id)
-        page = render(pop, frame, stats, summary, view, _figures(figures, progress, view, out))
+        page = _draw(pop, frame, stats, summary, lineage_id, out)
     (out / "report.html").write_text(page)
     (out / "summary.txt").write_text(summary_text(summary) + "\n")
     print(summary_text(summary))
@@ -77,16 +72,29 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _figures(figures, progress, view, out: Path) -> dict[str, Path]:
+def _draw(pop: Population, frame: pd.DataFrame, stats, summary: Summary, lineage_id: str, out: Path) -> str:
+    """progress.png and lineage.png into `out`; returns the HTML page that embeds them."""
+    from evolve import figures
+    from evolve.lineage_view import lineage_view
+    from evolve.report_html import render
+
+    view = lineage_view(pop, lineage_id, stats)
     paths = {"progress": out / "progress.png", "lineage": out / "lineage.png"}
-    figures.save(figures.progress_figure(progress), paths["progress"])
+    figures.save(figures.progress_figure(figures.progress(frame, summary.seed_id)), paths["progress"])
     figures.save(figures.lineage_figure(view), paths["lineage"])
-    return paths
+    return render(pop, frame, stats, summary, view, paths)
 
 
 def _by_kind(frame: pd.DataFrame) -> str:
     counts = frame.kind.value_counts()
     return f"{len(frame)}" + (" (" + ", ".join(f"{k} {n}" for k, n in counts.items()) + ")" if len(frame) else "")
+
+
+def _commonest(children: pd.DataFrame, status: str) -> str:
+    """The most frequent reason among children that ended with `status`, as an example of the cause."""
+    reasons = children[children.status == status].reason.map(one_line)
+    reasons = reasons[reasons != ""]
+    return f"  e.g. {reasons.value_counts().index[0][:80]}" if len(reasons) else ""
 
 
 def _rate(n: int, total: int) -> str:

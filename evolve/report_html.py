@@ -23,17 +23,17 @@ from population import Population
 from population.lineage import unified_diff
 
 TOP_DIFFS = 30  # besides the lineage, the best this many genomes carry their diffs into the page
+TREE_LABEL = 120  # characters of a tree node's label shown (all of it on hover)
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
 h1, h2 { font-weight: 600; } img { max-width: 100%; border: 1px solid #ddd; }
 table { border-collapse: collapse; } td, th { padding: 2px 10px; border-bottom: 1px solid #eee; text-align: left; }
 th { cursor: pointer; background: #f4f4f4; user-select: none; } th[data-order=asc]::after { content: " ▲"; }
 th[data-order=desc]::after { content: " ▼"; } #genomes tr[data-id]:hover { background: #f0f6ff; cursor: pointer; }
-.lineage { display: flex; gap: 2em; align-items: flex-start; }
-#tree { font: 13px/1.6 ui-monospace, monospace; white-space: pre; overflow-x: auto; flex: 1 1 50%; }
+#tree { font: 13px/1.6 ui-monospace, monospace; white-space: pre; overflow-x: auto; }
 .node { cursor: pointer; padding: 1px 4px; border-radius: 3px; } .node:hover { background: #e8f0fe; }
 .node.selected { background: #cfe0fc; outline: 1px solid #6b9bf0; }
-#diff-panel { flex: 1 1 50%; min-width: 0; } #diff { font: 12px/1.4 ui-monospace, monospace; background: #fafafa;
+#diff { font: 12px/1.4 ui-monospace, monospace; background: #fafafa;
   border: 1px solid #ddd; padding: 8px; overflow-x: auto; max-height: 70vh; }
 .add { color: #116611; background: #eaffea; } .del { color: #aa1111; background: #ffecec; }
 .hunk { color: #6a4bb0; } #diff span { display: block; }
@@ -96,8 +96,9 @@ def render(
         + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in summary.rows)
         + "</table>",
         f"<h2>Progress</h2>{_image(images['progress'], 'progress: val_bpb of every child')}",
-        f"<h2>Lineage of the best genome ({_e(view.genome_id[:7])})</h2>{_lineage(view)}",
-        _image(images["lineage"], "lineage graph of the best genome"),
+        f"<h2>Lineage of {'the best genome' if view.genome_id == summary.best_id else 'genome'}"
+        f" {view.genome_id[:7]}</h2>{_lineage(view)}",
+        _image(images["lineage"], f"lineage graph of {view.genome_id[:7]}"),
         f"<h2>Genomes</h2>{_genomes(frame, stats)}",
         f"<script type='application/json' id='diffs'>{_json(_diffs(pop, view, stats))}</script>",
         f"<script>{SCRIPT}</script>",
@@ -107,12 +108,14 @@ def render(
 
 
 def _lineage(view: LineageView) -> str:
-    rows = [
-        f"<div>{_e(line.prefix)}<span class='node' data-id='{line.genome_id}'>{_e(label(view, line))}</span></div>"
-        for line in tree(view)
-    ]
+    rows = []
+    for line in tree(view):
+        text = label(view, line)
+        shown = text if len(text) <= TREE_LABEL else text[: TREE_LABEL - 1] + "…"
+        node = f"<span class='node' data-id='{line.genome_id}' title='{_e(text)}'>{_e(shown)}</span>"
+        rows.append(f"<div>{_e(line.prefix)}{node}</div>")
     panel = "<h3 id='diff-title'>Click a node to see its diff from its parents</h3><pre id='diff'></pre>"
-    return f"<div class='lineage'><div id='tree'>{''.join(rows)}</div><div id='diff-panel'>{panel}</div></div>"
+    return f"<div id='tree'>{''.join(rows)}</div><div id='diff-panel'>{panel}</div>"
 
 
 def _genomes(frame: pd.DataFrame, stats: dict[str, GenomeStats]) -> str:

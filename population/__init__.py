@@ -4,6 +4,7 @@ Public API (PopulationActor lives in population.actor, so importing this package
 it takes the same constructor arguments: run_dir: str, seed_source, config):
 
     pop = Population.open(run_dir, seed_source, PopulationConfig(...))  # create, or resume (seed may be None)
+    view = Population.read(run_dir, config=None)  # read-only snapshot of a run, live or finished: no lock
     genome, is_new = pop.add(source, parents, operator, description, generation, meta=None, created=None)
         # is_new False: an identical source exists (that genome is returned, nothing is committed);
         # InvalidGenome: the source breaks the genome contract; parents may be id prefixes

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from PIL import Image
 from smoke_run import evolve
 
 from evolve import figures
 from evolve.lineage_view import lineage_view
 from population import Population
+
+# The session's smoke run (tests/conftest.py) is built by whichever test asks first: ~1.5 min, more on a
+# loaded machine, so these tests get more than the default 300 s.
+pytestmark = pytest.mark.timeout(900)
 
 
 def _means(run_dir) -> dict[str, float]:

@@ -3,46 +3,76 @@
 The tolerance, honestly: a replay trains for the same wall-clock budget, so it takes as many steps as
 the machine allows at that moment. On a shared 2-core machine that, not the code, dominates the
 difference, and the noise repeats measure exactly that spread, but from three evaluations only
-(2 degrees of freedom). We accept |replayed mean - recorded mean| <= max(5 σ, FLOOR): 5 σ leaves a
+(2 degrees of freedom). We accept |replayed mean - recorded mean| <= max(6 σ, FLOOR): 6 σ leaves a
 Student-t(2) tail of about 2% for an honest replay; FLOOR covers a run whose three repeats happened to
-agree closely.
+agree closely. A replay that the machine's load pushes over its time limit (over_budget, timeout)
+says nothing about reproduction, so it is run again, as tests/smoke_run.py does.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
+
 import pandas as pd
 import pytest
-from smoke_run import evolve
+from smoke_run import TIMING_TRIES, evolve
 
 from evolve import provenance
 from evolve.replay import environment_notes, replay_profile
 from population import Population, PopulationConfig
 
-SIGMAS = 5.0
+# The session's smoke run (tests/conftest.py) is built by whichever test asks first: ~1.5 min, more on a
+# loaded machine, so these tests get more than the default 300 s.
+pytestmark = pytest.mark.timeout(900)
+
+SIGMAS = 6.0  # the difference of a 2-mean and a 3-mean is 0.91 σ wide: 6 σ is t = 6.6 on 2 dof
 FLOOR = 0.1  # bpb
 
 
 @pytest.mark.slow
-def test_replay_of_the_seed_reproduces_its_val_bpb_within_the_noise_repeats_measure(smoke_run, tmp_path):
+def test_replay_of_the_seed_reproduces_its_val_bpb_within_the_noise_repeats_measure(smoke_run, tmp_path, tiny_profile):
     run_dir = smoke_run.copy(tmp_path / "run")
     seed = smoke_run.seed
     with Population.read(run_dir) as pop:
-        sigma, before = pop.noise_sigma(), pop.archive()
+        before = pop.archive()
     recorded = before[(before.genome_id == seed.id) & (before.status == "ok")]
-    proc = evolve("replay", "seed", "--run-dir", str(run_dir), "--repeats", "2")
+    assert len(recorded) >= 2, "the smoke run measures noise with repeated ok seed evaluations"
+    for _ in range(TIMING_TRIES):  # as in tests/smoke_run.py: a loaded machine may push a replay over time
+        proc = evolve("replay", "seed", "--run-dir", str(run_dir), "--repeats", "2")
+        if proc.returncode == 0:
+            break
+        assert "over_budget" in proc.stdout or "timeout" in proc.stdout, proc.stdout + proc.stderr
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with Population.read(run_dir) as pop:
-        replays = pop.archive().iloc[len(before) :]
-    assert list(replays.kind) == ["replay", "replay"] and set(replays.genome_id) == {seed.id}
-    assert list(replays.status) == ["ok", "ok"]
+        new_rows = pop.archive().iloc[len(before) :]
+    assert set(new_rows.kind) == {"replay"} and set(new_rows.genome_id) == {seed.id}
     first = recorded.iloc[0]
     for column in ("seed", "profile", "budget_seconds", "generation"):
-        assert (replays[column] == first[column]).all(), column
+        assert (new_rows[column] == first[column]).all(), column
+    replays = new_rows.iloc[-2:]  # the invocation that finished ok
+    assert list(replays.status) == ["ok", "ok"]
     diff = replays.val_bpb.mean() - recorded.val_bpb.mean()
+    sigma = _pooled_sigma(new_rows.iloc[:-2], before)  # what the run knew when this replay started
     assert f"replayed  {replays.val_bpb.mean():.4f}" in proc.stdout
-    assert f"difference {diff:+.4f} = {diff / sigma:+.2f}σ" in proc.stdout
-    assert "note: environment: same hardware and software as recorded" in proc.stdout
+    printed = re.search(r"^difference ([-+]\d+\.\d+) = ([-+]\d+\.\d+)σ \(σ (\d+\.\d+)", proc.stdout, re.M)
+    assert printed, proc.stdout
+    assert abs(float(printed[1]) - diff) < 1e-4 and abs(float(printed[3]) - sigma) < 1e-4
+    assert abs(float(printed[2]) - diff / sigma) < 0.01
+    recorded_env = json.loads((run_dir / "run.json").read_text())["environment"]
+    differences = provenance.differences(recorded_env, provenance.environment(tiny_profile))
+    for note in differences or ["same hardware and software as recorded"]:  # differs if the harness was edited
+        assert f"note: environment: {note}" in proc.stdout
     assert abs(diff) <= max(SIGMAS * sigma, FLOOR), proc.stdout
+
+
+def _pooled_sigma(*frames: pd.DataFrame) -> float:
+    """The pooled within-genome std of ok val_bpb (what Population.noise_sigma measures), computed here."""
+    rows = pd.concat(frames)
+    values = rows[rows.status == "ok"].groupby("genome_id").val_bpb
+    dof = (values.count() - 1).clip(lower=0).sum()
+    return math.sqrt(values.var(ddof=0).mul(values.count()).sum() / dof)
 
 
 def test_replay_names_every_way_this_machine_differs_from_the_recording(tiny_profile):

@@ -10,6 +10,10 @@ from smoke_run import evolve
 
 from population import Population, PopulationConfig
 
+# The session's smoke run (tests/conftest.py) is built by whichever test asks first: ~1.5 min, more on a
+# loaded machine, so these tests get more than the default 300 s.
+pytestmark = pytest.mark.timeout(900)
+
 COMMANDS = (("lineage",), ("show", "seed"), ("status",), ("report",), ("replay", "seed"))
 
 
