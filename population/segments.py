@@ -5,8 +5,10 @@ temporary file, fsync and os.replace, so a file is either absent or complete. Co
 base-`fanout` counter: when the newest `fanout` segments have the same size class they are rewritten as
 one file covering their whole range (again tmp + fsync + replace), and only then are the small files
 deleted. A crash between those steps leaves both; on open, any segment whose range lies inside another
-is redundant and is removed. So a `kill -9` at any instant leaves every acknowledged row readable once,
-and the amortised cost of an append stays flat (O(log n) rows rewritten per row).
+is redundant and is removed. A write that fails (a full disk) leaves no file behind: an append that raises
+added nothing, and a compaction that fails is postponed, its rows already durable in the small files.
+So a `kill -9` at any instant leaves every acknowledged row readable once, and the amortised cost of an
+append stays flat (O(log n) rows rewritten per row).
 """
 
 from __future__ import annotations
@@ -74,7 +76,11 @@ class SegmentLog:
             if len({self._level(seg) for seg in tail}) != 1:
                 return
             lo, hi = tail[0][0], tail[-1][1]
-            self._write(lo, hi, pa.concat_tables([self._read_one(*seg) for seg in tail]))
+            try:
+                self._write(lo, hi, pa.concat_tables([self._read_one(*seg) for seg in tail]))
+            except OSError as e:  # the rows are durable already; merging them can wait for space
+                log.warning("archive compaction of rows %d-%d postponed: %s", lo, hi, e)
+                return
             self._segments[-self._fanout :] = [(lo, hi)]
             for seg in tail:
                 self._path(*seg).unlink()
@@ -156,10 +162,14 @@ class SegmentLog:
     def _write(self, lo: int, hi: int, table: pa.Table) -> None:
         final = self._path(lo, hi)
         tmp = final.with_name(_TMP_PREFIX + final.name)
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f, compression="zstd")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(tmp, "wb") as f:
+                pq.write_table(table, f, compression="zstd")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full disk: give back what the half-written file took
+            raise
         os.replace(tmp, final)
         _fsync_dir(self._dir)
 

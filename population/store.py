@@ -97,7 +97,7 @@ class GenomeStore:
                 f"--glob={GENOME_REFS}*", "--topo-order", "--reverse", "--format=%H%x1f%T%x1f%P%x1f%B%x1e"
             )
         except (git.exc.GitError, ValueError) as e:
-            raise RunDirError(f"cannot read the genome repository in {str(path)!r}: {e}") from None
+            raise RunDirError(f"cannot read the genome repository in {str(path)!r}: {_one_line(e)}") from None
         headers = {}
         for record in filter(str.strip, out.split("\x1e")):
             gid, tree, parents, message = record.strip("\n").split("\x1f")
@@ -186,6 +186,13 @@ class GenomeStore:
 
     def _store(self, kind: bytes, data: bytes) -> str:
         return self._loose.store(IStream(kind, len(data), io.BytesIO(data))).hexsha.decode()
+
+
+def _one_line(error: Exception) -> str:
+    """git's own complaint on one line (gitpython's message spans several: command line, exit code, stderr)."""
+    text = str(getattr(error, "stderr", "") or error)
+    lines = [line.strip().removeprefix("stderr: ").strip("'") for line in text.splitlines() if line.strip()]
+    return next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[0] if lines else "")
 
 
 def _format_message(genome: Genome) -> str:
