@@ -161,6 +161,22 @@ def test_retries_exhausted_is_an_api_error_status(seed):
     assert proposal.status == "api_error" and "HTTP 529 after 3 tries" in proposal.reason
 
 
+def test_an_outage_of_429_500_529_and_broken_bodies_is_ridden_out_and_leaves_nothing_stuck(seed):
+    sleeps = Sleeps()
+    first = [error_reply(429, "rate_limit_error", "slow down"), error_reply(500, "api_error", "Internal error")]
+    first.append(raw_reply("<html><body>502 Bad Gateway</body></html>", content_type="text/html"))
+    second = [error_reply(529, "overloaded_error", "Overloaded"), error_reply(503, "api_error", "Unavailable")]
+    longer = [error_reply(529, "overloaded_error", "Overloaded")] * 4  # past max_retries: this proposal fails
+    with FakeAnthropic([*first, *second, GOOD, *longer, GOOD]) as server:
+        mutators = make(server, sleeps, retry_base_s=0.01)
+        during = [mutate(mutators, seed), mutate(mutators, seed)]
+        after = mutate(mutators, seed)  # the endpoint is back: so is the next proposal
+    assert during[0].ok and len(server.requests[0].body["messages"]) == 1  # the broken body: asked again
+    assert during[1].status == "api_error" and "HTTP 529 after 4 tries" in during[1].reason
+    assert after.ok and len(server.requests) == 11
+    assert sleeps == pytest.approx([0.01, 0.02, 0.01, 0.02, 0.01, 0.02, 0.04])
+
+
 def test_client_error_is_not_retried(seed):
     with FakeAnthropic([error_reply(400, "invalid_request_error", "bad model")]) as server:
         proposal = mutate(make(server), seed)
