@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from experiments import profiles
+from fitness.interface import check_genome
 
 EXIT_USAGE = 2
 
@@ -40,9 +41,13 @@ def read_genome(path: str) -> str:
     if not p.is_file():
         raise UsageError(f"genome {path!r} is not a file")
     try:
-        return p.read_text(encoding="utf-8")
+        source = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"genome {path!r} is not UTF-8 text") from None
+    problem = check_genome(source)
+    if problem and problem.startswith("syntax error"):  # the rest of the contract is the trainer's to judge
+        raise UsageError(f"genome {path!r} is not valid Python: {problem}")
+    return source
 
 
 def profile_arg(name: str | None):

@@ -39,6 +39,8 @@ def test_train_smoke_prints_summary_with_finite_val_bpb_below_uniform():
         (["train", "trainer"], "'trainer'"),
         (["train", str(SEED_GENOME), "--budget", "0"], "'0'"),
         (["train", str(SEED_GENOME), "--budget", "soon"], "'soon'"),
+        (["train", str(SEED_GENOME), "--budget", "-3"], "'-3'"),
+        (["prepare", "--profile", "tpu"], "'tpu'"),
         (["train", str(SEED_GENOME), "--profile", "tpu"], "'tpu'"),
         (["prepare", "--vocab", "100"], "100"),
         (["frobnicate"], "'frobnicate'"),
@@ -52,11 +54,21 @@ def test_bad_input_is_one_line_and_exit_code_2(args, quoted):
     assert quoted in lines[0] and "Traceback" not in proc.stderr
 
 
-def test_genome_that_is_not_utf8_is_rejected(tmp_path):
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"\xff\xfe not text", "is not UTF-8 text"),
+        (b"import harness\ndef train(:\n", "is not valid Python: syntax error"),
+    ],
+    ids=["not-utf8", "not-python"],
+)
+def test_genome_that_is_not_utf8_or_not_python_is_one_line_and_exit_code_2(tmp_path, content, says):
     bad = tmp_path / "train.py"
-    bad.write_bytes(b"\xff\xfe not text")
-    proc = evolve("train", str(bad))
-    assert proc.returncode == 2 and "not UTF-8" in proc.stderr
+    bad.write_bytes(content)
+    proc = evolve("train", str(bad), "--profile", "smoke")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"evolve: error: genome {str(bad)!r} {says}")
 
 
 def test_failed_child_exits_nonzero_with_reason(tmp_path):
