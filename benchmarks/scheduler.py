@@ -1,0 +1,253 @@
+"""Benchmark: the scheduler at scale, simulated: 8, 64 and 256 GPUs declared to a private local Ray.
+
+The real run (evolve.session.Session: PopulationActor with its git store and Parquet archive, Proposer,
+Orchestrator, progress lines) with one HoldWorker actor per declared GPU, which holds its GPU for a set
+time per child and trains nothing, and NoOpMutators, which answer at once (benchmarks/scheduler_fakes.py).
+Each run goes through three phases, steered by the hold time the workers read:
+- start-up: children hold 1 s until every slot has started one (actor processes start one by one);
+- saturated: children hold 0 s, so the driver is the bottleneck: its cost per child (propose + commit +
+  record + the Ray round trips) = the mean interval between successive child starts;
+- held: children hold 2 x GPUs x that cost (at least --min-hold s), so the driver keeps up with margin as
+  it must for 300-s children, until every slot has held enough children for --gaps gaps in all. Per
+  child, the slot's idle gap: from the end of one held child to the start of the next on the same slot;
+  utilisation: slot time held / slot time from each slot's first held start to its last held end.
+Then the run is stopped as Ctrl-C stops it. Extrapolation to children of T = 300 s (an h100 child):
+utilisation = T / (T + g), g the mean idle gap per child, while the driver keeps up (GPUs x cost < T);
+beyond that the driver's pace caps it at T / (GPUs x cost). The 1-minute load average before and after
+each size is recorded: on a shared machine the gaps and the cost come out longer, so they are upper bounds.
+
+    python -m benchmarks.scheduler                        # 8, 64, 256 GPUs; benchmarks/results/
+    python -m benchmarks.scheduler --gpus 8 --gaps 8 --saturated-children 20 --out /tmp/sched
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import statistics
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from benchmarks.population_bench import machine
+from benchmarks.scheduler_fakes import NoOpMutators, hold_worker
+
+CHILD_SECONDS = 300.0  # what an h100 child holds its GPU for
+TARGET = 0.99
+STARTUP_HOLD = 1.0  # while slots come up, so the first ones don't spin through children
+
+
+class Phases:
+    """Runs in a thread beside the session: reads the workers' spans, writes the hold file, stops the run."""
+
+    def __init__(self, spans: Path, gpus: int, quick: int, gaps: int, min_hold: float) -> None:
+        self.spans, self.gpus, self.quick, self.min_hold = spans, gpus, quick, min_hold
+        self.waves = 1 + math.ceil(gaps / gpus)  # held children per slot: waves - 1 gaps each
+        self.marks: dict[str, float] = {}  # when each phase began (wall clock, as the spans)
+        self._enter("startup", STARTUP_HOLD)
+
+    def watch(self, done: threading.Event) -> None:
+        while not done.wait(0.25):
+            if self.step(read_spans(self.spans)):
+                os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: in-flight children are recorded as interrupted
+                return
+
+    def step(self, spans: list[dict]) -> bool:
+        """Advance the phase; True once the held phase has what it needs."""
+        if self.phase == "startup" and len({s["worker"] for s in spans}) == self.gpus:
+            self._enter("saturated", 0.0)
+        elif self.phase == "saturated":
+            quick = saturated(spans, self.marks["saturated"])
+            if len(quick) >= self.quick:
+                self._enter("held", max(self.min_hold, round(2 * self.gpus * driver_cost(quick), 2)))
+        elif self.phase == "held":
+            per_slot = Counter(s["worker"] for s in held(spans, self.marks["held"], self.hold))
+            return len(per_slot) == self.gpus and min(per_slot.values()) >= self.waves
+        return False
+
+    def _enter(self, phase: str, hold: float) -> None:
+        self.phase, self.hold, self.marks[phase] = phase, hold, time.time()
+        path = self.spans / "hold"
+        path.with_suffix(".tmp").write_text(repr(hold))
+        path.with_suffix(".tmp").replace(path)  # atomic: a worker reads the old hold or the new one
+
+
+def read_spans(spans: Path) -> list[dict]:
+    rows = []
+    for path in spans.glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):  # a line being written
+                rows.append(json.loads(line))
+    return sorted(rows, key=lambda r: r["start"])
+
+
+def saturated(spans: list[dict], mark: float) -> list[dict]:
+    return [s for s in spans if s["start"] >= mark and s["hold"] == 0.0]
+
+
+def held(spans: list[dict], mark: float, hold: float) -> list[dict]:
+    return [s for s in spans if s["start"] >= mark and s["hold"] == hold]
+
+
+def driver_cost(spans: list[dict]) -> float:
+    """Mean interval between successive child starts while the driver is the bottleneck (past the first 10%)."""
+    starts = sorted(s["start"] for s in spans)[len(spans) // 10 :]
+    return (starts[-1] - starts[0]) / (len(starts) - 1)
+
+
+def run_session(gpus: int, args: argparse.Namespace, work: Path) -> dict:
+    """One run on a fresh local Ray, through the phases; what the spans say about it."""
+    import ray
+
+    from evolve.run import PROGRAM, SEED_GENOME, Settings, open_run_dir
+    from evolve.session import Session
+    from experiments import profiles
+    from mutators import MutatorConfig
+    from population import PopulationConfig
+
+    settings = Settings(
+        run_dir=work / "run", profile=profiles.load("h100"), population=PopulationConfig(population_size=16),
+        generations=10**6, mutators=MutatorConfig(mode="offline"), seed_path=str(SEED_GENOME),
+        seed_source=SEED_GENOME.read_text(), program=PROGRAM.read_text(), noise_repeats=2, address=None,
+        local_gpus=gpus, cpus_per_child=None, workers=None, lookahead=None, max_hours=math.inf,
+        max_llm_cost=math.inf, repeat_share=0.5, seed=0,
+    )  # fmt: skip
+    open_run_dir(settings)
+    (work / "spans").mkdir()
+    phases = Phases(work / "spans", gpus, args.saturated_children, args.gaps, args.min_hold)
+    # Logical CPUs, one per GPU worker as on a GPU node; the 2 real cores only run sleeping actors.
+    ray.init(address="local", num_cpus=gpus, num_gpus=gpus, include_dashboard=False, logging_level=logging.WARNING)
+    done, started = threading.Event(), time.time()
+    try:
+        with open(work / "run.log", "w") as log, contextlib.redirect_stdout(log):
+            threading.Thread(target=phases.watch, args=(done,), daemon=True).start()
+            code = Session(settings, NoOpMutators(), worker_class=hold_worker(work / "spans")).run()
+    finally:
+        done.set()
+        ray.shutdown()
+    assert code == 130 and phases.phase == "held", (code, phases.phase, (work / "run.log").read_text()[-2000:])
+    return summarize(gpus, read_spans(work / "spans"), phases, started, time.time() - started)
+
+
+def summarize(gpus: int, spans: list[dict], phases: Phases, started: float, seconds: float) -> dict:
+    quick = saturated(spans, phases.marks["saturated"])
+    busy = held(spans, phases.marks["held"], phases.hold)
+    cost = driver_cost(quick)
+    stats = slot_stats(busy)
+    util = extrapolate(stats["idle_gap_s"]["mean"], cost, gpus)
+    return {
+        "gpus": gpus,
+        "session_s": seconds,
+        "startup_s": phases.marks["saturated"] - started,
+        "saturated": {"children": len(quick), "driver_cost_per_child_s": cost, "children_per_s": 1 / cost},
+        "held": {"hold_s": phases.hold, **stats},
+        "utilisation_at_300s": util,
+        "meets_target": util >= TARGET,
+    }
+
+
+def slot_stats(spans: list[dict]) -> dict:
+    """Idle gaps between consecutive children on a slot, and utilisation over each slot's window."""
+    by_slot: dict[str, list[dict]] = {}
+    for span in spans:
+        by_slot.setdefault(span["worker"], []).append(span)
+    gaps = [b["start"] - a["end"] for slot in by_slot.values() for a, b in zip(slot, slot[1:], strict=False)]
+    window = sum(slot[-1]["end"] - slot[0]["start"] for slot in by_slot.values())
+    return {
+        "slots": len(by_slot),
+        "children": len(spans),
+        "gaps": len(gaps),
+        "idle_gap_s": spread(gaps),
+        "utilisation": sum(s["end"] - s["start"] for s in spans) / window,
+    }
+
+
+def spread(values: list[float]) -> dict:
+    ordered = sorted(values)
+    return {
+        "mean": statistics.fmean(ordered),
+        "median": statistics.median(ordered),
+        "p95": ordered[int(0.95 * (len(ordered) - 1))],
+        "max": ordered[-1],
+    }
+
+
+def extrapolate(gap: float, cost: float, gpus: int, seconds: float = CHILD_SECONDS) -> float:
+    """Slot utilisation for children of `seconds`: T / (T + gap), capped by the driver's pace."""
+    return min(seconds / (seconds + gap), seconds / (gpus * cost))
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["sizes"]
+    sizes = [r["gpus"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for key in ("median", "p95"):
+        left.plot(sizes, [r["held"]["idle_gap_s"][key] * 1e3 for r in rows], marker="o", label=f"idle gap, {key}")
+    cost = [r["saturated"]["driver_cost_per_child_s"] * 1e3 for r in rows]
+    left.plot(sizes, cost, marker="s", label="driver cost per child")
+    left.set(xscale="log", xlabel="GPUs (simulated)", ylabel="ms", title="per-child scheduling overhead")
+    right.plot(sizes, [100 * r["held"]["utilisation"] for r in rows], marker="o", label="measured (held children)")
+    right.plot(sizes, [100 * r["utilisation_at_300s"] for r in rows], marker="s", label="300 s children")
+    right.axhline(100 * TARGET, color="grey", linestyle="--", label=f"target {100 * TARGET:.0f}%")
+    right.set(xscale="log", xlabel="GPUs (simulated)", ylabel="slot utilisation %", title="slot utilisation")
+    for ax in (left, right):
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gpus", type=int, nargs="+", default=[8, 64, 256])
+    parser.add_argument("--saturated-children", type=int, default=200, help="children of the saturated phase")
+    parser.add_argument("--gaps", type=int, default=128, help="idle gaps to measure in the held phase")
+    parser.add_argument("--min-hold", type=float, default=2.0, help="shortest hold of the held phase, seconds")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+    if min(args.gpus) < 1 or args.saturated_children < 10 or args.gaps < 1 or not args.min_hold > 0:
+        parser.error("need --gpus >= 1, --saturated-children >= 10, --gaps >= 1 and --min-hold > 0")
+    started = time.perf_counter()
+    sizes = []
+    for gpus in args.gpus:
+        load = os.getloadavg()[0]
+        with tempfile.TemporaryDirectory() as tmp:
+            sizes.append({**run_session(gpus, args, Path(tmp)), "load_average": [load, os.getloadavg()[0]]})
+    report = {
+        "benchmark": "scheduler",
+        "machine": machine(),
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "method": " ".join(__doc__.split("\n\n")[1].split()),
+        "child_seconds": CHILD_SECONDS,
+        "target_utilisation": TARGET,
+        "sizes": sizes,
+        "wall_seconds": time.perf_counter() - started,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scheduler.json").write_text(json.dumps(report, indent=1) + "\n")
+    plot(report, args.out / "scheduler.png")
+    for r in sizes:
+        gap, cost = r["held"]["idle_gap_s"], r["saturated"]["driver_cost_per_child_s"]
+        print(
+            f"{r['gpus']:>4} GPUs: idle gap per child {gap['median'] * 1e3:.0f} ms median, {gap['p95'] * 1e3:.0f} ms "
+            f"p95; driver {cost * 1e3:.0f} ms/child; held {r['held']['hold_s']:g} s: "
+            f"{100 * r['held']['utilisation']:.2f}%; 300 s children: {100 * r['utilisation_at_300s']:.3f}%"
+        )
+    return report
+
+
+if __name__ == "__main__":
+    main()
