@@ -79,8 +79,10 @@ def _noise(shape: tuple[int, ...], vocab_size: int, generator: torch.Generator, 
 
 
 def _gap(forward: Forward, x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-    """[B, T]: how far each prediction moves from `base` when the model sees `x` instead."""
-    return (torch.log_softmax(forward(x).float(), dim=-1) - base).abs().amax(dim=-1)
+    """[B, T]: how far each prediction moves from `base` when the model sees `x` instead (NaN if it goes NaN)."""
+    moved = torch.log_softmax(forward(x).float(), dim=-1).sub_(base)  # in place: a third fewer [B, T, V] passes
+    low, high = torch.aminmax(moved, dim=-1)
+    return torch.maximum(high, low.neg())
 
 
 def _check_independent(
