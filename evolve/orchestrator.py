@@ -227,13 +227,14 @@ class Orchestrator:
         try:
             info = ray.get(ref)
         except WORKER_DIED as e:
-            self.progress.note(f"trainer worker {index} died while starting ({_one_line(e)[:120]}); retrying")
-            self.starting[self.workers[index].prepare.remote()] = index
+            self.progress.note(f"trainer worker {index} died while starting ({_one_line(e)[:120]})")
+            self._restart(index)
             return
         except ray.exceptions.RayTaskError as e:
             raise RunAborted(f"trainer worker {index} could not prepare the data: {_one_line(e)}") from None
         self.nodes.append(info)
         self.idle.append(index)
+        self.worker_failures[index] = 0
         if self.on_ready is not None:
             self.on_ready(info)
 
@@ -248,7 +249,6 @@ class Orchestrator:
         except ray.exceptions.RayTaskError as e:  # our code raised in the worker: the child's result is a crash
             reply = dict(result=RunResult(status="crash", reason=f"trainer error: {_one_line(e)}").to_dict())
         self.idle.append(running.worker)
-        self.worker_failures[running.worker] = 0
         self.busy_seconds += time.monotonic() - running.started
         self.evaluations += 1
         result = RunResult.from_dict(reply["result"])
@@ -262,7 +262,6 @@ class Orchestrator:
 
     def _worker_died(self, running: Running, error: Exception) -> None:
         task, index = running.task, running.worker
-        self.worker_failures[index] += 1
         task.attempts += 1
         why = _one_line(error)
         if task.attempts > self.limits.max_worker_retries:
@@ -271,13 +270,19 @@ class Orchestrator:
         else:
             self.progress.note(f"trainer worker {index} died ({why[:120]}); re-queued {task.genome_id[:7]}")
             self.urgent.appendleft(task)
-        if self.worker_failures[index] >= 3:
-            self.progress.note(f"trainer worker {index} failed 3 times in a row; retiring it")
-            ray.kill(self.workers[index], no_restart=True)
-            if all(f >= 3 for f in self.worker_failures) and not self.inflight:
-                raise RunAborted("every trainer worker has died repeatedly")
-        else:
-            self.idle.append(index)  # Ray restarts the actor; calls wait for it
+        self._restart(index)
+
+    def _restart(self, index: int) -> None:
+        """Ray restarts a dead worker (elsewhere if its node is gone); it takes work once prepared again.
+        A worker that dies three times without finishing a start-up in between is retired."""
+        self.worker_failures[index] += 1
+        if self.worker_failures[index] < 3:
+            self.starting[self.workers[index].prepare.remote()] = index
+            return
+        self.progress.note(f"trainer worker {index} died 3 times in a row; retiring it")
+        ray.kill(self.workers[index], no_restart=True)
+        if all(f >= 3 for f in self.worker_failures):
+            raise RunAborted("every trainer worker has died repeatedly")
 
     def _record(self, task: Task, result: RunResult, where: dict) -> None:
         generation = 0 if task.kind == "noise" else self._generation()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -136,7 +138,9 @@ def _node_ports() -> list[str]:
 def two_node_cluster(tmp_path):
     port = _free_port()
     common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=1"]
-    env = {**_env(), "RAY_TMPDIR": str(tmp_path / "ray")}
+    # Its own Ray temp dir (short: socket paths are capped at 107 bytes), so no other ray.init() joins it.
+    ray_tmp = tempfile.mkdtemp(prefix="ray2n-", dir="/tmp")
+    env = {**_env(), "RAY_TMPDIR": ray_tmp}
     head = subprocess.Popen(
         ["ray", "start", "--head", f"--port={port}", "--include-dashboard=false",
          f"--ray-client-server-port={_free_port()}", *common, *_node_ports()],
@@ -166,6 +170,7 @@ def two_node_cluster(tmp_path):
             except subprocess.TimeoutExpired:
                 pass
             reap(node)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def test_run_on_a_two_node_cluster(tmp_path, two_node_cluster):
@@ -185,11 +190,12 @@ def test_run_on_a_two_node_cluster(tmp_path, two_node_cluster):
 
 # --- faults ---------------------------------------------------------------------------------------
 def _processes() -> list[tuple[int, int, str]]:
-    out = subprocess.run(["ps", "-eo", "pid=,pgid=,args="], capture_output=True, text=True).stdout
+    """(pid, parent pid, command line) of every process."""
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
     rows = []
     for line in out.splitlines():
-        pid, pgid, *args = line.split(None, 2)
-        rows.append((int(pid), int(pgid), " ".join(args)))
+        pid, ppid, *args = line.split(None, 2)
+        rows.append((int(pid), int(ppid), " ".join(args)))
     return rows
 
 
@@ -203,8 +209,11 @@ def test_a_killed_trainer_worker_has_its_child_retried(tmp_path):
     try:
 
         def busy_worker() -> int | None:
-            for pid, pgid, args in _processes():
-                if pgid == proc.pid and args.startswith("ray::TrainerWorker.train"):
+            """A worker of this run's raylet (a child of the run's process) that is training right now."""
+            processes = _processes()
+            raylets = {pid for pid, ppid, args in processes if ppid == proc.pid and "raylet" in args.split()[0]}
+            for pid, ppid, args in processes:
+                if ppid in raylets and args.startswith("ray::TrainerWorker.train"):
                     return pid
             return None
 
@@ -264,7 +273,7 @@ def test_ctrl_c_records_in_flight_evaluations_as_interrupted(tmp_path):
     assert "Traceback" not in text and "stopped: interrupted" in text
     frame = archive(run_dir)
     assert (frame.status == "interrupted").any()
-    assert "the run was stopped (Ctrl-C)" in set(frame.reason)
+    assert frame.reason[frame.status == "interrupted"].str.startswith("the run was stopped (Ctrl-C)").all()
 
 
 # --- bad input: one line, exit 2, no traceback, no Ray started ---------------------------------------
