@@ -161,7 +161,8 @@ def wrap(
     args = [bwrap, "--ro-bind", "/", "/", *(["--dev-bind", "/dev", "/dev"] if gpu else ["--dev", "/dev"])]
     args += ["--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm", "--proc", "/proc"]
     requested = [h.resolve() for h in hide if h.exists()]
-    top = [h for h in requested if not _covered(h, [Path("/tmp")])]
+    # A path inside another hidden one is hidden with it (mounting it first would be buried by the outer tmpfs).
+    top = [h for h in requested if not _covered(h, [Path("/tmp"), *(o for o in requested if o != h)])]
     for h in top:
         args += ["--tmpfs", str(h)]
     args += ["--perms", "1777", "--size", str(disk_bytes), "--tmpfs", "/tmp"]
