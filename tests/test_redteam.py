@@ -85,8 +85,9 @@ def test_fake_summary_and_forged_record_get_no_score(profile, scorer, honest):
 # --- 2. looking ahead -----------------------------------------------------------------------------
 
 
-def test_attention_without_a_causal_mask_is_invalid(profile, scorer, honest):
-    result = attack("non_causal", profile, scorer)
+@pytest.mark.parametrize("name", ["non_causal", "dodge_the_probe"])
+def test_looking_ahead_is_invalid_even_where_a_fixed_probe_would_not_look(name, profile, scorer, honest):
+    result = attack(name, profile, scorer)
     assert result.status == "invalid" and result.reason.startswith("non-causal")
     never_above(result, honest)
 
@@ -122,15 +123,15 @@ def test_graph_that_reads_validation_tokens_in_the_scorer_is_refused(profile, sc
 
 @pytest.fixture(scope="module")
 def tight(profile):
-    """Budget + untimed + set-up allowances of 2 s by the trainer's clock; the attacks train for 8 budgets."""
-    return dataclasses.replace(profile, budget_seconds=0.5, untimed_allowance_s=0.5, genome_allowance_s=1.0)
+    """Budget + untimed + set-up allowances of 1 s: 2 CPU-seconds on 2 threads. The attacks use 8 budgets' worth."""
+    return dataclasses.replace(profile, budget_seconds=0.25, untimed_allowance_s=0.25, genome_allowance_s=0.5)
 
 
 @pytest.mark.parametrize("name", ["stop_the_clock", "train_before_the_clock"])
 def test_training_the_harness_clock_does_not_see_is_over_budget(name, tight, scorer, honest):
     result = attack(name, tight, scorer)
     assert result.status == "over_budget"
-    assert "by the trainer's clock, allowed 2 s" in result.reason
+    assert "CPU-seconds by the trainer's count, allowed 2 (2 threads)" in result.reason
     never_above(result, honest)
 
 

@@ -95,7 +95,7 @@ class _Child:
     exit_code: int | None  # None: killed (see `killed`)
     started: float  # parent's clock when the process was spawned and when it was reaped
     ended: float
-    genome_started: float | None  # parent's clock when train.py got control (trainer.supervise)
+    overrun: str  # how train.py exceeded its time by the trainer's own measure (supervise.Exit.overrun)
     killed: str  # "deadline", what the trainer's watchdog saw, or "" when it exited by itself
     record: dict  # child.json, or {} when the child never wrote it
     log_tail: str
@@ -147,7 +147,9 @@ def _train(
         command, cwd=box, env=env, limits=limits, log_path=box / "train.log", deadline_s=profile.hard_limit_s
     )
     record, tail = _read_record(box / "child.json"), _tail(box / "train.log")
-    return _Child(ran.code, ran.started, ran.ended, ran.genome_started, ran.killed, record, tail)
+    allowed = profile.budget_seconds + profile.untimed_allowance_s + profile.genome_allowance_s
+    overrun = ran.overrun(allowed, None if gpu else config.threads)
+    return _Child(ran.code, ran.started, ran.ended, overrun, ran.killed, record, tail)
 
 
 def _judge(
@@ -225,10 +227,8 @@ def _child_status(child: _Child, profile: Profile, training: float) -> tuple[str
         return record.get("status") if record.get("status") in ("invalid", "nan") else "crash", reason
     if training > profile.budget_seconds * 1.05 + 1.0:
         return "over_budget", f"trained {training:.1f} s on a {profile.budget_seconds:.0f} s budget"
-    genome = profile.budget_seconds + profile.untimed_allowance_s + profile.genome_allowance_s
-    if child.genome_started is not None and child.ended - child.genome_started > genome:
-        ran = child.ended - child.genome_started
-        return "over_budget", f"train.py ran {ran:.1f} s by the trainer's clock, allowed {genome:.0f} s"
+    if child.overrun:
+        return "over_budget", child.overrun
     allowed = profile.budget_seconds + profile.untimed_allowance_s + profile.startup_allowance_s
     if child.wall_seconds > allowed:
         return "over_budget", f"child ran {child.wall_seconds:.1f} s wall clock, allowed {allowed:.0f} s"

@@ -4,9 +4,10 @@ The child's output comes through a pipe: the first LOG_HEAD_BYTES go to the log 
 and only its last LOG_TAIL_BYTES are kept, so a child that prints without end fills neither the disk nor
 the run directory. The child's trusted prologue (fitness.confine) writes one byte to a second pipe just
 before train.py runs: the parent's monotonic clock at that byte is `genome_started`. Every WATCH_EVERY_S the
-child's process tree is counted and its resident memory summed; too many processes (a fork bomb that
-RLIMIT_NPROC has not stopped, or cannot: root, no user namespace) or too much memory (a GPU child has no
-address-space limit) and it is killed at once. At `deadline_s`, or when the child exits, the whole process
+child's process tree is counted, its resident memory summed and its CPU time read (so `genome_cpu` is what
+train.py used, whatever it did to its own clock); too many processes (a fork bomb that RLIMIT_NPROC has not
+stopped, or cannot: root, no user namespace) or too much memory (a GPU child has no address-space limit)
+and it is killed at once. At `deadline_s`, or when the child exits, the whole process
 group is killed: under bubblewrap that takes the child's PID namespace, and every process the genome started.
 """
 
@@ -26,9 +27,10 @@ from trainer import sandbox
 LOG_HEAD_BYTES = 4 * 2**20
 LOG_TAIL_BYTES = 64 * 2**10
 MARK_ENV = "EVOLVE_MARK_FD"  # read (and removed) by fitness.confine
-DRAIN_S = 2.0
-WATCH_EVERY_S = 0.5  # how often the process tree is counted and weighed
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")  # after the child is gone, how long to wait for the rest of its output
+DRAIN_S = 2.0  # after the child is gone, how long to wait for the rest of its output
+WATCH_EVERY_S = 0.5  # how often the process tree is counted, weighed and timed
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,23 @@ class Exit:
     started: float  # parent's monotonic clock (time.perf_counter) at spawn and when the exit (or kill) was seen
     ended: float
     genome_started: float | None  # parent's clock when train.py was handed control; None if it never was
+    genome_cpu: float | None  # CPU seconds (all processes, all threads) from then to the last look before exit
     log_dropped: int  # bytes of output beyond the log's head that were not kept
     killed: str  # why the trainer killed it before it exited ("" if it exited by itself)
+
+    def overrun(self, allowed: float, threads: int | None) -> str:
+        """How far train.py went past `allowed` seconds from its start, however the genome set its own clock,
+        or "". A GPU child (threads None) is measured in wall time; a CPU child in CPU time over its threads,
+        which load on the machine does not inflate and which a genome that starts more threads does."""
+        if self.genome_started is None:
+            return ""
+        if threads is None:
+            ran = self.ended - self.genome_started
+            return f"train.py ran {ran:.1f} s by the trainer's clock, allowed {allowed:.0f} s" if ran > allowed else ""
+        cpu, cap = self.genome_cpu or 0.0, allowed * threads
+        if cpu <= cap:
+            return ""
+        return f"train.py used {cpu:.1f} CPU-seconds by the trainer's count, allowed {cap:.0f} ({threads} threads)"
 
 
 class CappedLog:
@@ -86,52 +103,74 @@ def run(command: list[str], *, cwd: Path, env: dict, limits: sandbox.Limits, log
         preexec_fn=lambda: sandbox.set_limits(limits),
     )
     os.close(mark_write)
-    log = CappedLog(log_path)
+    log, watch = CappedLog(log_path), _Watch()
     try:
-        genome_started, killed = _watch(proc, mark_read, log, limits, started + deadline_s)
+        _watch(proc, mark_read, log, limits, started + deadline_s, watch)
         ended = time.perf_counter()
     finally:
         _kill_group(proc)
         _drain(proc.stdout.fileno(), log)
         proc.stdout.close()
         log.close()
-    return Exit(None if killed else proc.returncode, started, ended, genome_started, log.dropped, killed)
+    code = None if watch.killed else proc.returncode
+    return Exit(code, started, ended, watch.genome_started, watch.genome_cpu(), log.dropped, watch.killed)
+
+
+@dataclass
+class _Watch:
+    """What the parent saw of one child: the mark, the tree's CPU time then and at its last look, why it
+    killed it. (Not wait4's rusage: bubblewrap's own processes do not pass their children's time on.)"""
+
+    genome_started: float | None = None
+    cpu_at_mark: float = 0.0
+    cpu_seen: float = 0.0
+    killed: str = ""
+
+    def genome_cpu(self) -> float | None:
+        return None if self.genome_started is None else max(0.0, self.cpu_seen - self.cpu_at_mark)
+
+    def look(self, root: int, limits: sandbox.Limits) -> None:
+        """Count, weigh and time the process tree; kill-worthy excess goes to `killed`."""
+        tree = _tree(root)
+        self.cpu_seen = max(self.cpu_seen, sum(tree.values()) / CLOCK_TICKS)
+        self.killed = _excess(list(tree), limits)
 
 
 def _watch(
-    proc: subprocess.Popen, mark: int, log: CappedLog, limits: sandbox.Limits, deadline: float
-) -> tuple[float | None, str]:
+    proc: subprocess.Popen, mark: int, log: CappedLog, limits: sandbox.Limits, deadline: float, watch: _Watch
+) -> None:
     """Until the child exits: copy its output, note the mark, kill it at the deadline or when it has started
-    too many processes or holds too much memory. Returns (mark time, why it was killed or "")."""
-    out, genome_started, checked = proc.stdout.fileno(), None, time.perf_counter()
+    too many processes or holds too much memory."""
+    out, checked = proc.stdout.fileno(), time.perf_counter()
     watching = [out, mark]
     try:
         while proc.poll() is None:
             now = time.perf_counter()
             if now >= deadline:
-                return genome_started, "deadline"
+                watch.killed = "deadline"
+                return
             if now - checked >= WATCH_EVERY_S:
-                checked, excess = now, _excess(proc.pid, limits)
-                if excess:
-                    return genome_started, excess
+                checked = now
+                watch.look(proc.pid, limits)
+                if watch.killed:
+                    return
             for fd in select.select(watching, [], [], min(deadline - now, WATCH_EVERY_S))[0]:
                 data = os.read(fd, 1 << 16)
                 if fd == out:
                     log.write(data)
-                elif data and genome_started is None:
-                    genome_started = time.perf_counter()
+                elif data and watch.genome_started is None:
+                    watch.genome_started = time.perf_counter()
+                    watch.cpu_at_mark = watch.cpu_seen = sum(_tree(proc.pid).values()) / CLOCK_TICKS
                 if not data:
                     watching.remove(fd)
-        if genome_started is None and mark in watching and select.select([mark], [], [], 0)[0] and os.read(mark, 1):
-            genome_started = time.perf_counter()  # it exited before the mark was read: late, but not missing
-        return genome_started, ""
+        if watch.genome_started is None and mark in watching and select.select([mark], [], [], 0)[0]:
+            watch.genome_started = time.perf_counter() if os.read(mark, 1) else None  # exited before it was read
     finally:
         os.close(mark)
 
 
-def _excess(root: int, limits: sandbox.Limits) -> str:
-    """Why the process tree under `root` must die now, or ""."""
-    tree = _tree(root)
+def _excess(tree: list[int], limits: sandbox.Limits) -> str:
+    """Why the process tree must die now, or ""."""
     if len(tree) > limits.processes:
         return f"started {len(tree)} processes (limit {limits.processes})"
     if sum(_resident_bytes(pid) for pid in tree) <= limits.memory_bytes:  # cheap, and never less than PSS
@@ -142,22 +181,25 @@ def _excess(root: int, limits: sandbox.Limits) -> str:
     return ""
 
 
-def _tree(root: int) -> list[int]:
-    """`root` and its descendants (under bubblewrap: every process in the child's PID namespace)."""
-    children: dict[int, list[int]] = {}
+def _tree(root: int) -> dict[int, int]:
+    """`root` and its descendants (under bubblewrap: every process in the child's PID namespace), each with
+    the CPU time it has used, in clock ticks (user + system, all threads, its reaped children's included)."""
+    parents, ticks = {}, {}
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
                 with open(f"/proc/{name}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+                parents[int(name)], ticks[int(name)] = int(fields[1]), sum(int(v) for v in fields[11:15])
+            except (OSError, ValueError, IndexError):
                 continue  # gone meanwhile
-            parent = int(stat[stat.rindex(b")") + 2 :].split()[1])
-            children.setdefault(parent, []).append(int(name))
-    tree, todo = [], [root]
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    tree, todo = {}, [root]
     while todo:
         pid = todo.pop()
-        tree.append(pid)
+        tree[pid] = ticks.get(pid, 0)
         todo += children.get(pid, [])
     return tree
 
