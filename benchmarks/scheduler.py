@@ -124,6 +124,9 @@ def run_session(gpus: int, args: argparse.Namespace, work: Path) -> dict:
     phases = Phases(work / "spans", gpus, args.saturated_children, args.gaps, args.min_hold)
     # Logical CPUs, one per GPU worker as on a GPU node; the 2 real cores only run sleeping actors.
     ray.init(address="local", num_cpus=gpus, num_gpus=gpus, include_dashboard=False, logging_level=logging.WARNING)
+    # Phases stops the run with SIGINT, which a benchmark started in the background (`nohup ... &`) inherits
+    # as ignored: make it Ctrl-C again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     done, started = threading.Event(), time.time()
     try:
         with open(work / "run.log", "w") as log, contextlib.redirect_stdout(log):

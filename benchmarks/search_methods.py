@@ -55,8 +55,8 @@ def source_id(source: str) -> str:
 class Evaluator:
     """Trains genomes one after another on `threads` cores, with a scorer kept warm as a trainer worker does."""
 
-    def __init__(self, profile: Profile, threads: int = 1) -> None:
-        self.profile = profile
+    def __init__(self, profile: Profile, label: str, threads: int = 1) -> None:
+        self.profile, self.label = profile, label
         self.config = TrainerConfig(threads=threads, device="cpu")
         self.scorer = scorer_process(threads)
         self.records: list[dict] = []
@@ -65,6 +65,11 @@ class Evaluator:
         result: RunResult = run(source, self.profile, seed=seed, config=self.config, scorer=self.scorer)
         row = record(len(self.records) + 1, kind, source_id(source), seed, description, dataclasses.asdict(result))
         self.records.append(row)
+        score = f"val_bpb {row['val_bpb']:.4f}" if row["status"] == "ok" else f"{row['status']}: {row['reason'][:80]}"
+        print(
+            f"search: {self.label} #{row['index']} {kind} (seed {seed}): {score}, {result.total_seconds:.0f} s",
+            flush=True,
+        )
         return row
 
     def close(self) -> None:
@@ -73,7 +78,7 @@ class Evaluator:
 
 def evaluate_seed(profile: Profile, seeds: list[int]) -> list[dict]:
     """The seed genome at each training seed: the noise level."""
-    evaluator = Evaluator(profile)
+    evaluator = Evaluator(profile, "noise")
     try:
         for seed in seeds:
             evaluator(SEED_GENOME.read_text(), seed, "noise", "seed")
@@ -84,7 +89,7 @@ def evaluate_seed(profile: Profile, seeds: list[int]) -> list[dict]:
 
 def evaluate_genomes(profile: Profile, sources: list[str], seeds: list[int]) -> list[dict]:
     """Each source at each training seed (the confirmation of each run's best)."""
-    evaluator = Evaluator(profile)
+    evaluator = Evaluator(profile, "confirm")
     try:
         for source in sources:
             for seed in seeds:
@@ -100,7 +105,7 @@ def local_search(method: str, profile: Profile, seed: int, n: int) -> dict:
     rng, mutators = random.Random(seed), Mutators(MutatorConfig(mode="offline"))
     seed_source = SEED_GENOME.read_text()
     seen = {seed_source}
-    evaluator = Evaluator(profile)
+    evaluator = Evaluator(profile, f"{method}-{seed}")
     try:
         first = evaluator(seed_source, 0, "seed", "seed")
         best, best_score = seed_source, _score(first)
@@ -145,6 +150,9 @@ def evolve(profile: Profile, seed: int, n: int, population: int, noise_repeats: 
     shutil.rmtree(run_dir, ignore_errors=True)  # what an interrupted benchmark left: this job starts afresh
     open_run_dir(settings)
     start_ray(settings, CACHE_ENV)
+    # _stop_after stops the run with SIGINT, which a job of a benchmark started in the background
+    # (`nohup ... &`) inherits as ignored: make it Ctrl-C again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     done = threading.Event()
     watcher = threading.Thread(target=_stop_after, args=(settings.run_dir, n, done), daemon=True)
     try:
