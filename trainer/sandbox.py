@@ -170,6 +170,11 @@ def wrap(
     prefixes = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), *_code_roots()}
     keeps = [k for k in prefixes if _covered(k, [Path("/tmp"), *top])]
     for keep in keeps:
+        # The directories leading to it, inside the hidden tmpfs, must be traversable by the child's own uid
+        # (bwrap would create them for the bind as 0700).
+        cover = next(h for h in [Path("/tmp"), *top] if _covered(keep, [h]))
+        for parent in reversed([d for d in keep.parents if cover in d.parents]):
+            args += ["--perms", "0755", "--dir", str(parent)]
         args += ["--ro-bind", str(keep), str(keep)]
     inner = [h for h in requested if any(k in h.parents for k in keeps)]
     for h in inner:  # ...but what is hidden inside them (the raw held-out plays) stays hidden
