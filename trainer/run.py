@@ -116,22 +116,7 @@ def _train(
 ) -> _Child:
     isolated = config.isolate and sandbox.bwrap_path() is not None
     inside = sandbox.box_inside(box) if isolated else box  # where the child sees its directory
-    uid = sandbox.child_uid() if isolated else None
-    (box / "train.py").write_text(source)
-    results = [box / "child.json", box / "model.pt2"]  # the only host files an isolated child can write
-    for path in results:
-        path.touch()
-        if uid is not None:
-            os.chown(path, uid, uid)
-    inputs = {
-        cache.tokens_path("train"): inside / "data" / "train.bin",
-        cache.rows_path("train", profile.seq_len): inside / "data" / "train_rows.npy",
-    }
-    tokens, rows = inputs.values() if isolated else inputs  # inside paths, or the cache's own
-    spec = dict(profile=profile.to_dict(), seed=seed, device=config.device, threads=config.threads)
-    spec.update(sandbox=str(inside), train_tokens=str(tokens), train_rows=str(rows))
-    spec["confine"] = dict(uid=uid, max_processes=sandbox.MAX_PROCESSES if isolated else None)
-    (box / "spec.json").write_text(json.dumps(spec))
+    inputs, results = _write_box(source, profile, cache, box, inside, seed, config, isolated)
     gpu = config.device == "cuda"
     limits = sandbox.Limits.for_child(config.disk_mb, config.memory_mb, gpu, profile.hard_limit_s)
     command = [sys.executable, "-m", "fitness.child", str(inside / "spec.json")]
@@ -150,6 +135,37 @@ def _train(
     allowed = profile.budget_seconds + profile.untimed_allowance_s + profile.genome_allowance_s
     overrun = ran.overrun(allowed, None if gpu else config.threads)
     return _Child(ran.code, ran.started, ran.ended, overrun, ran.killed, record, tail)
+
+
+def _write_box(
+    source: str,
+    profile: Profile,
+    cache: data.TokenCache,
+    box: Path,
+    inside: Path,
+    seed: int,
+    config: TrainerConfig,
+    isolated: bool,
+) -> tuple[dict[Path, Path], list[Path]]:
+    """train.py, spec.json and the empty result files; returns the data files to bind in (host -> inside)
+    and the result files, the only host files an isolated child can write."""
+    uid = sandbox.child_uid() if isolated else None
+    (box / "train.py").write_text(source)
+    results = [box / "child.json", box / "model.pt2"]
+    for path in results:
+        path.touch()
+        if uid is not None:
+            os.chown(path, uid, uid)
+    inputs = {
+        cache.tokens_path("train"): inside / "data" / "train.bin",
+        cache.rows_path("train", profile.seq_len): inside / "data" / "train_rows.npy",
+    }
+    tokens, rows = inputs.values() if isolated else inputs  # inside paths, or the cache's own
+    spec = dict(profile=profile.to_dict(), seed=seed, device=config.device, threads=config.threads)
+    spec.update(sandbox=str(inside), train_tokens=str(tokens), train_rows=str(rows))
+    spec["confine"] = dict(uid=uid, max_processes=sandbox.MAX_PROCESSES if isolated else None)
+    (box / "spec.json").write_text(json.dumps(spec))
+    return inputs, results
 
 
 def _judge(
