@@ -14,10 +14,12 @@ With bubblewrap (where the kernel lets it create namespaces) the child gets:
   root, caps its processes (a fork bomb stops at MAX_PROCESSES), and files outside are as closed to it as
   to any other user.
 Always: an environment rebuilt from an allowlist (no API keys, credentials or proxies), rlimits on core
-dumps, file size, CPU time and (CPU children) address space, death with the trainer (PDEATHSIG).
+dumps, file size, CPU time and (CPU children) address space, death with the trainer (PDEATHSIG); and the
+trainer's watchdog (trainer.supervise) on its process count and resident memory.
 
-Does not protect against: kernel exploits, GPU side channels, host memory exhaustion by a GPU child (no
-address-space limit there: CUDA reserves vast virtual ranges), CPU time taken from neighbours. Without
+Does not protect against: kernel exploits, GPU side channels, host memory a GPU child takes between two
+looks of the watchdog (no address-space limit there: CUDA reserves vast virtual ranges), CPU time taken
+from neighbours. Without
 bubblewrap or user namespaces only the environment scrub and the rlimits apply - the child can read
 whatever the trainer's user can, use the network, and fill the disk one capped file at a time; evolve
 says so once, loudly (SANDBOX OFF).
