@@ -49,7 +49,7 @@ def progress(frame: pd.DataFrame, seed_id: str) -> Progress:
         index=number[ok],
         val_bpb=children.val_bpb.to_numpy(dtype=float)[ok],
         improved=np.asarray(improved, dtype=bool),
-        best=np.asarray([seed, *running], dtype=float).clip(max=np.finfo(float).max),
+        best=np.where(np.isinf(np.asarray([seed, *running])), np.nan, [seed, *running]),  # nan: no best yet
         failed=number[~ok],
         descriptions=tuple(children.description[ok]),
         seed_val_bpb=seed,

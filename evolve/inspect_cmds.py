@@ -88,9 +88,13 @@ def _setup(record: dict) -> str:
     population = record.get("population") or {}
     return (
         f"setup     created {record.get('created', '?')} · profile {profile.get('name', '?')} "
-        f"(budget {profile.get('budget_seconds', '?')} s) · mutators {record.get('mutators', '?')} "
+        f"(budget {profile.get('budget_seconds', '?')} s{_tokens(profile)}) · mutators {record.get('mutators', '?')} "
         f"· population {population.get('population_size', '?')}"
     )
+
+
+def _tokens(profile: dict) -> str:
+    return f", {profile['budget_tokens']:,} tokens" if profile.get("budget_tokens") else ""
 
 
 def _ago(stamp: str) -> str:

@@ -41,9 +41,7 @@ def main(args: argparse.Namespace) -> int:
         profile, notes = replay_profile(record, row, args.profile)
         device, threads, more = replay_device(record, row, args.threads)
         sigma = pop.noise_sigma()
-        print(f"replaying {genome.short_id} ({genome.operator}: {genome.description})")
-        print(f"as recorded in evaluation {row.eval_id}: profile {profile.name}, budget {profile.budget_seconds:g} s, "
-              f"seed {row.seed}, {device} ({threads} threads)")  # fmt: skip
+        print(_header(genome, row, profile, f"{device} ({threads} thread{'s' if threads > 1 else ''})"))
         for note in [*notes, *more, *environment_notes(record, profile)]:
             print(f"note: {note}")
         config, scorer, results = TrainerConfig(threads=threads, device=device), scorer_process(threads), []
@@ -136,6 +134,15 @@ def comparison(frame: pd.DataFrame, genome: Genome, row: pd.Series, results: lis
     else:
         lines.append(f"difference {diff:+.4f} (σ unknown: the run has no repeated evaluations)")
     return lines
+
+
+def _header(genome: Genome, row: pd.Series, profile: Profile, where: str) -> str:
+    tokens = f", {profile.budget_tokens:,} tokens" if profile.budget_tokens else ""
+    return (
+        f"replaying {genome.short_id} ({genome.operator}: {genome.description})\n"
+        f"as recorded in evaluation {row.eval_id}: profile {profile.name} (budget {profile.budget_seconds:g} s"
+        f"{tokens}), seed {row.seed}, on {where}"
+    )
 
 
 def _describe(result: RunResult) -> str:

@@ -29,6 +29,7 @@ from trainer import TrainerConfig, run, scorer_process
 REPO = Path(__file__).resolve().parents[1]
 SEED_GENOME = REPO / "trainer" / "seeds" / "train.py"
 TIMING_TRIES = 3
+STEPS = 40  # training steps of the seed genome per evaluation
 CRASH_LINE = 'raise RuntimeError("deliberate crash before training")\n'
 
 
@@ -74,7 +75,20 @@ def write_run_json(run_dir: Path, profile: Profile, config: PopulationConfig, no
     (run_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
-def build_smoke_run(run_dir: Path, profile: Profile, noise_repeats: int = 3, threads: int = 2) -> SmokeRun:
+def steady(profile: Profile, steps: int = STEPS) -> Profile:
+    """The profile with a token budget of `steps` seed-genome steps and a generous time cap: a training
+    then does the same work however loaded the machine is, and on one CPU thread gives the same val_bpb
+    for the same seed (measured: bit for bit), so a replay can be checked exactly."""
+    rows = 8  # the seed's DEVICE_BATCH_SIZE under the smoke profile
+    return dataclasses.replace(
+        profile, budget_seconds=max(profile.budget_seconds, 15.0), budget_tokens=steps * rows * profile.seq_len
+    )
+
+
+def build_smoke_run(run_dir: Path, profile: Profile, noise_repeats: int = 3, threads: int = 1) -> SmokeRun:
+    """`profile` made steady (above). One thread by default: on a 2-core machine shared with other work,
+    two OpenMP threads that wait on each other slow a child down far more than one does (4 vs 16 steps)."""
+    profile = steady(profile)
     config = PopulationConfig(population_size=4, confirm_repeats=2)
     with Population.open(run_dir, SEED_GENOME.read_text(), config) as pop:
         write_run_json(run_dir, profile, config, noise_repeats)

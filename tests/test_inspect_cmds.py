@@ -44,7 +44,7 @@ def test_status_is_one_screen_with_counts_failures_and_the_best(smoke_run):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) <= 40 and "(not running)" in lines[0]
-    assert "profile smoke (budget 2.0 s)" in proc.stdout
+    assert "profile smoke (budget 15.0 s, 20,480 tokens)" in proc.stdout
     summary = dict(line.split(None, 1) for line in lines if line.startswith(("children", "evaluations")))
     assert summary["children"].strip() == "4"
     assert summary["evaluations"].startswith("7 ") and "noise 3" in summary["evaluations"]

@@ -24,6 +24,17 @@ def _means(run_dir) -> dict[str, float]:
     return ok.groupby("genome_id").val_bpb.mean().to_dict()
 
 
+def _score(run_dir, gid: str) -> str:
+    """A node's score as the tree must show it: the mean over ok evaluations (with n when several), else
+    the last status (on a loaded machine even a sound child may end over budget)."""
+    with Population.read(run_dir) as pop:
+        rows = pop.archive().query("genome_id == @gid")
+    ok = rows[rows.status == "ok"].val_bpb
+    if not len(ok):
+        return rows.status.iloc[-1]
+    return f"{ok.mean():.4f}" + (f" (n={len(ok)})" if len(ok) > 1 else "")
+
+
 def test_lineage_of_a_crossover_shows_both_parents_and_the_shared_seed_once(smoke_run):
     merge, seed = smoke_run.merge, smoke_run.seed
     proc = evolve("lineage", merge.id[:9], "--run-dir", str(smoke_run.run_dir))
@@ -38,16 +49,16 @@ def test_lineage_of_a_crossover_shows_both_parents_and_the_shared_seed_once(smok
 
 def test_lineage_nodes_carry_the_archive_val_bpb_and_the_change_from_each_parent(smoke_run):
     means = _means(smoke_run.run_dir)
-    merge = smoke_run.merge
-    proc = evolve("lineage", merge.id, "--run-dir", str(smoke_run.run_dir))
-    top = proc.stdout.splitlines()[0]
-    assert f"  {means[merge.id]:.4f}  " in top
+    delta = lambda gid, parent: f"{means[gid] - means[parent]:+.4f}" if gid in means and parent in means else "-"
+    merge, seed = smoke_run.merge, smoke_run.seed
+    lines = evolve("lineage", merge.id, "--run-dir", str(smoke_run.run_dir)).stdout.splitlines()
+    assert lines[0].startswith(f"{merge.short_id}  merge  {_score(smoke_run.run_dir, merge.id)}  Δ ")
     for parent in merge.parents:
-        assert f"{means[merge.id] - means[parent]:+.4f} vs {parent[:7]}" in top
-    parent_line = proc.stdout.splitlines()[1]
+        assert f"{delta(merge.id, parent)} vs {parent[:7]}" in lines[0]
     parent = merge.parents[0]
-    assert f"{means[parent]:.4f}  Δ {means[parent] - means[smoke_run.seed.id]:+.4f}" in parent_line
-    assert smoke_run.children[0].description in proc.stdout
+    score, idea = _score(smoke_run.run_dir, parent), smoke_run.children[0].description
+    assert lines[1] == f"├─ {parent[:7]}  hyperparam  {score}  Δ {delta(parent, seed.id)}  {idea}"
+    assert lines[2] == f"│  └─ {seed.short_id}  seed  {_score(smoke_run.run_dir, seed.id)}  seed genome"
 
 
 def test_lineage_of_a_failed_child_names_its_status(smoke_run):
