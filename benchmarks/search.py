@@ -14,7 +14,8 @@ training seeds; each run's best is retrained at --confirm-seeds more seeds (outs
 how much of its gain survives a new seed.
 
 Budget: training tokens (Profile.budget_tokens), not seconds, so a busy shared machine changes how long
-the benchmark takes but not what it measures; the time budget stays as a cap far above what a child needs.
+the benchmark takes but not what it measures; the time budget and the start-up allowance (which also bounds
+scoring) stay as caps far above what a child needs, so load can slow a child but not cut it short.
 The `cpu` profile otherwise, with fewer scored tokens and one causality probe (offline operators only
 change numeric knobs) to make an evaluation cheaper.
 
@@ -45,10 +46,14 @@ GOAL = 1.5  # evolve's improvement over the seed / greedy's, at equal evaluation
 
 
 def bench_profile(name: str, tokens: int, eval_tokens: int, cap_seconds: float) -> Profile:
+    """`name` under a token budget; every time limit far out of reach, so that a child is never cut short,
+    killed or its score dropped because the shared machine was busy (the scorer's timeout follows
+    startup_allowance_s)."""
     return dataclasses.replace(
         profiles.load(name),
         budget_tokens=tokens,
         budget_seconds=cap_seconds,
+        startup_allowance_s=cap_seconds,
         eval_tokens=eval_tokens,
         causality_probes=1,
     )
@@ -212,7 +217,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu", choices=profiles.NAMES)
     parser.add_argument("--tokens", type=int, default=49_152, help="training tokens per evaluation")
-    parser.add_argument("--cap", type=float, default=180.0, help="wall-clock cap on training seconds")
+    parser.add_argument("--cap", type=float, default=900.0, help="wall-clock cap on training (and on start-up)")
     parser.add_argument("--eval-tokens", type=int, default=16_384, help="validation (and test) tokens scored")
     parser.add_argument("--evaluations", type=int, default=24, help="evaluations per method and seed")
     parser.add_argument("--seeds", type=int, default=3, help="search seeds per method")
