@@ -7,14 +7,17 @@ Each run goes through three phases, steered by the hold time the workers read:
 - start-up: children hold 1 s until every slot has started one (actor processes start one by one);
 - saturated: children hold 0 s, so the driver is the bottleneck: its cost per child (propose + commit +
   record + the Ray round trips) = the mean interval between successive child starts;
-- held: children hold 2 x GPUs x that cost (at least --min-hold s), so the driver keeps up with margin as
-  it must for 300-s children, until every slot has held enough children for --gaps gaps in all. Per
-  child, the slot's idle gap: from the end of one held child to the start of the next on the same slot;
-  utilisation: slot time held / slot time from each slot's first held start to its last held end.
+- held: children hold 2 x GPUs x that cost (at least 2 s, at most 300 s: then the held phase is the real
+  case), so the driver keeps up with margin as it must for 300-s children, until every slot has held
+  enough children for --gaps gaps in all. Per child, the slot's idle gap: from the end of one held child
+  to the start of the next on the same slot; utilisation: slot time held / slot time from each slot's
+  first held start to its last held end.
 Then the run is stopped as Ctrl-C stops it. Extrapolation to children of T = 300 s (an h100 child):
 utilisation = T / (T + g), g the mean idle gap per child, while the driver keeps up (GPUs x cost < T);
 beyond that the driver's pace caps it at T / (GPUs x cost). The 1-minute load average before and after
 each size is recorded: on a shared machine the gaps and the cost come out longer, so they are upper bounds.
+All the simulated workers are processes on this machine (on a cluster they live on their GPU nodes): the
+cores they take while idle are measured too, since at 256 they compete with the driver for the cores.
 
     python -m benchmarks.scheduler                        # 8, 64, 256 GPUs; benchmarks/results/
     python -m benchmarks.scheduler --gpus 8 --gaps 8 --saturated-children 20 --out /tmp/sched
@@ -48,25 +51,29 @@ class Phases:
     """Runs in a thread beside the session: reads the workers' spans, writes the hold file, stops the run."""
 
     def __init__(self, spans: Path, gpus: int, quick: int, gaps: int, min_hold: float) -> None:
-        self.spans, self.gpus, self.quick, self.min_hold = spans, gpus, quick, min_hold
+        self.spans, self.gpus, self.quick, self.min_hold = spans, gpus, quick, min(min_hold, CHILD_SECONDS)
         self.waves = 1 + math.ceil(gaps / gpus)  # held children per slot: waves - 1 gaps each
         self.marks: dict[str, float] = {}  # when each phase began (wall clock, as the spans)
+        self.worker_cpu: list[tuple[float, float]] = []  # (time, the workers' CPU seconds) at two points
         self._enter("startup", STARTUP_HOLD)
 
     def watch(self, done: threading.Event) -> None:
         while not done.wait(0.25):
             if self.step(read_spans(self.spans)):
+                self.worker_cpu.append((time.time(), workers_cpu(self.spans)))
                 os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: in-flight children are recorded as interrupted
                 return
 
     def step(self, spans: list[dict]) -> bool:
         """Advance the phase; True once the held phase has what it needs."""
         if self.phase == "startup" and len({s["worker"] for s in spans}) == self.gpus:
+            self.worker_cpu.append((time.time(), workers_cpu(self.spans)))
             self._enter("saturated", 0.0)
         elif self.phase == "saturated":
             quick = saturated(spans, self.marks["saturated"])
             if len(quick) >= self.quick:
-                self._enter("held", max(self.min_hold, round(2 * self.gpus * driver_cost(quick), 2)))
+                hold = min(CHILD_SECONDS, max(self.min_hold, round(2 * self.gpus * driver_cost(quick), 2)))
+                self._enter("held", hold)
         elif self.phase == "held":
             per_slot = Counter(s["worker"] for s in held(spans, self.marks["held"], self.hold))
             return len(per_slot) == self.gpus and min(per_slot.values()) >= self.waves
@@ -86,6 +93,16 @@ def read_spans(spans: Path) -> list[dict]:
             with contextlib.suppress(ValueError):  # a line being written
                 rows.append(json.loads(line))
     return sorted(rows, key=lambda r: r["start"])
+
+
+def workers_cpu(spans: Path) -> float:
+    """CPU seconds used so far by the worker processes (each names its spans file after its pid); Linux."""
+    ticks = 0
+    for path in spans.glob("*.jsonl"):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{path.stem}/stat").read_text().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def saturated(spans: list[dict], mark: float) -> list[dict]:
@@ -142,7 +159,7 @@ def run_session(gpus: int, args: argparse.Namespace, work: Path) -> dict:
 def summarize(gpus: int, spans: list[dict], phases: Phases, started: float, seconds: float) -> dict:
     quick = saturated(spans, phases.marks["saturated"])
     busy = held(spans, phases.marks["held"], phases.hold)
-    cost = driver_cost(quick)
+    cost, cpu = driver_cost(quick), phases.worker_cpu
     stats = slot_stats(busy)
     util = extrapolate(stats["idle_gap_s"]["mean"], cost, gpus)
     return {
@@ -151,6 +168,7 @@ def summarize(gpus: int, spans: list[dict], phases: Phases, started: float, seco
         "startup_s": phases.marks["saturated"] - started,
         "saturated": {"children": len(quick), "driver_cost_per_child_s": cost, "children_per_s": 1 / cost},
         "held": {"hold_s": phases.hold, **stats},
+        "worker_cores": (cpu[1][1] - cpu[0][1]) / (cpu[1][0] - cpu[0][0]),  # idle overhead of the simulation
         "utilisation_at_300s": util,
         "meets_target": util >= TARGET,
     }
