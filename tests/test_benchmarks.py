@@ -1,0 +1,96 @@
+"""The benchmarks in miniature, each as a user runs it (`python -m benchmarks.X`), so none rots.
+
+Each checks that its result file is complete and agrees with itself (every figure recomputed from the
+raw measurements it reports); none asserts how fast anything was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+
+def benchmark(module: str, *args: str) -> None:
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *args], capture_output=True, text=True, cwd=REPO, env=env
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_scheduler_benchmark_measures_gaps_utilisation_and_extrapolates(tmp_path):
+    from benchmarks.scheduler import CHILD_SECONDS, TARGET
+
+    benchmark("scheduler", "--gpus", "8", "--gaps", "8", "--saturated-children", "12", "--min-hold", "1",
+              "--out", str(tmp_path))  # fmt: skip
+    report = json.loads((tmp_path / "scheduler.json").read_text())
+    assert (tmp_path / "scheduler.png").stat().st_size > 0
+    assert report["machine"]["date"] and report["settings"]["gpus"] == [8]
+    [size] = report["sizes"]
+    held, saturated = size["held"], size["saturated"]
+    assert size["gpus"] == held["slots"] == 8
+    assert held["hold_s"] >= 1.0 and held["children"] >= 2 * 8  # 1 + ceil(8 gaps / 8 slots) children per slot
+    assert held["gaps"] == held["children"] - held["slots"]
+    gap = held["idle_gap_s"]
+    assert 0 <= gap["median"] <= gap["p95"] <= gap["max"] and 0 <= gap["mean"] <= gap["max"]
+    assert 0 < held["utilisation"] <= 1
+    assert saturated["children"] >= 12 and saturated["driver_cost_per_child_s"] > 0
+    assert saturated["children_per_s"] == pytest.approx(1 / saturated["driver_cost_per_child_s"])
+    cost = saturated["driver_cost_per_child_s"]
+    expected = min(CHILD_SECONDS / (CHILD_SECONDS + gap["mean"]), CHILD_SECONDS / (8 * cost))
+    assert size["utilisation_at_300s"] == pytest.approx(expected)
+    assert size["meets_target"] == (size["utilisation_at_300s"] >= TARGET)
+    assert 0 < size["startup_s"] < size["session_s"] <= report["wall_seconds"]
+    assert size["worker_cores"] >= 0 and len(size["load_average"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # about a minute on an idle 2-core machine; a shared one can take several
+def test_search_benchmark_compares_methods_at_equal_evaluations(tmp_path):
+    n = 3
+    benchmark("search", "--profile", "smoke", "--tokens", "1024", "--eval-tokens", "1024", "--evaluations", str(n),
+              "--seeds", "1", "--population", "2", "--noise-seeds", "2", "--confirm-seeds", "0",
+              "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"))  # fmt: skip
+    report = json.loads((tmp_path / "out" / "search.json").read_text())
+    assert (tmp_path / "out" / "search.png").stat().st_size > 0
+    assert report["machine"]["date"] and report["profile"]["budget_tokens"] == 1024
+    noise = report["noise"]
+    assert [e["training_seed"] for e in noise["evaluations"]] == [0, 1]
+    assert noise["sigma"] == pytest.approx(statistics.stdev(noise["val_bpb"]))
+    seed0 = noise["seed0_val_bpb"]
+    for method in ("evolve", "greedy", "random"):
+        summary = report["methods"][method]
+        [run] = summary["runs"]
+        check_run(method, run, seed0, n)
+        assert summary["curve"]["median"] == summary["curve"]["min"] == summary["curve"]["max"] == run["curve"]
+        assert summary["improvement"]["per_seed"] == [run["improvement"]]
+    greedy, evolve = (report["methods"][m]["improvement"]["median"] for m in ("greedy", "evolve"))
+    assert report["ratio_evolve_over_greedy"] == (pytest.approx(evolve / greedy) if greedy > 0 else None)
+    assert report["goal_met"] == (greedy > 0 and evolve / greedy >= report["goal_ratio"])
+
+
+def check_run(method: str, run: dict, seed0: float, n: int) -> None:
+    evaluations = run["evaluations"]
+    assert [e["index"] for e in evaluations] == list(range(1, n + 1))  # every method gets exactly n
+    assert all(e["status"] != "interrupted" for e in evaluations)
+    assert sum(run["by_kind"].values()) == n
+    scores = [e["val_bpb"] for e in evaluations if e["training_seed"] == 0 and e["status"] == "ok"]
+    assert run["best_val_bpb"] == run["curve"][-1] == min([seed0, *scores])
+    assert all(a >= b for a, b in zip(run["curve"], run["curve"][1:], strict=False))  # best so far never rises
+    assert run["improvement"] == pytest.approx(seed0 - run["best_val_bpb"]) and run["improvement"] >= 0
+    if method == "evolve":
+        assert set(run["by_kind"]) <= {"noise", "child", "repeat"} and run["by_kind"]["noise"] >= 1
+        assert run["exit_code"] == 130  # stopped as Ctrl-C stops a run, once it had n evaluations
+    else:
+        first = evaluations[0]
+        assert first["kind"] == "seed" and first["training_seed"] == 0
+        assert math.isclose(first["val_bpb"], seed0, abs_tol=1e-9)  # a token budget on one thread: deterministic
+        assert run["by_kind"] == {"seed": 1, "child": n - 1}
+    assert run["confirm"] == {"evaluations": [], "mean_val_bpb": None}  # --confirm-seeds 0
