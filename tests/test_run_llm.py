@@ -9,9 +9,12 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 from llm_server import FakeAnthropic, Recorded, Reply, text_reply
-from test_run import FAST, _env, archive, assert_clean
+from test_run import FAST, TIMEOUT, _env, archive, assert_clean
+
+pytestmark = pytest.mark.timeout(1500)
 
 KEY = "sk-ant-test-run-KEY-0123456789"
 CRASH = 'raise RuntimeError("scripted crash")'
@@ -49,7 +52,7 @@ def edit(search: str, replace: str, description: str) -> Reply:
 def run_with_llm(run_dir, server: FakeAnthropic, *args: str) -> subprocess.CompletedProcess:
     env = {**_env(), "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.base_url}
     command = [sys.executable, "-m", "evolve", "--mutators", "llm", "--run-dir", str(run_dir), *args, *FAST]
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=420)
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=TIMEOUT)
 
 
 def test_llm_mutation_crash_and_repair_in_a_run_with_costs_recorded_and_the_key_kept_out(tmp_path):
