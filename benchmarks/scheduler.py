@@ -17,7 +17,8 @@ utilisation = T / (T + g), g the mean idle gap per child, while the driver keeps
 beyond that the driver's pace caps it at T / (GPUs x cost). The 1-minute load average before and after
 each size is recorded: on a shared machine the gaps and the cost come out longer, so they are upper bounds.
 All the simulated workers are processes on this machine (on a cluster they live on their GPU nodes): the
-cores they take while idle are measured too, since at 256 they compete with the driver for the cores.
+cores they take while idle are measured too, since many of them compete with the driver for the cores, and
+a size whose worker processes would not fit in the free memory is skipped (recorded as such), not run.
 
     python -m benchmarks.scheduler                        # 8, 64, 256 GPUs; benchmarks/results/
     python -m benchmarks.scheduler --gpus 8 --gaps 8 --saturated-children 20 --out /tmp/sched
@@ -45,6 +46,7 @@ from benchmarks.scheduler_fakes import NoOpMutators, hold_worker
 CHILD_SECONDS = 300.0  # what an h100 child holds its GPU for
 TARGET = 0.99
 STARTUP_HOLD = 1.0  # while slots come up, so the first ones don't spin through children
+WORKER_MB, BASE_MB = 100, 1500  # memory of one idle Ray actor process (measured: ~100 MB), of Ray and the driver
 
 
 class Phases:
@@ -205,13 +207,23 @@ def extrapolate(gap: float, cost: float, gpus: int, seconds: float = CHILD_SECON
     return min(seconds / (seconds + gap), seconds / (gpus * cost))
 
 
+def memory_short(gpus: int) -> str:
+    """Why this machine can't hold `gpus` worker processes, or "" when it can (Linux /proc/meminfo)."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    available = int(fields["MemAvailable"].split()[0]) / 1024
+    need = gpus * WORKER_MB + BASE_MB
+    if need <= available:
+        return ""
+    return f"not run: {gpus} worker processes need about {need / 1024:.1f} GiB, {available / 1024:.1f} GiB available"
+
+
 def plot(report: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = report["sizes"]
+    rows = [r for r in report["sizes"] if "skipped" not in r]
     sizes = [r["gpus"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
     for key in ("median", "p95"):
@@ -244,7 +256,10 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     sizes = []
     for gpus in args.gpus:
-        load = os.getloadavg()[0]
+        load, short = os.getloadavg()[0], memory_short(gpus)
+        if short:
+            sizes.append({"gpus": gpus, "skipped": short})
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             sizes.append({**run_session(gpus, args, Path(tmp)), "load_average": [load, os.getloadavg()[0]]})
     report = {
@@ -261,6 +276,9 @@ def main(argv: list[str] | None = None) -> dict:
     (args.out / "scheduler.json").write_text(json.dumps(report, indent=1) + "\n")
     plot(report, args.out / "scheduler.png")
     for r in sizes:
+        if "skipped" in r:
+            print(f"{r['gpus']:>4} GPUs: {r['skipped']}")
+            continue
         gap, cost = r["held"]["idle_gap_s"], r["saturated"]["driver_cost_per_child_s"]
         print(
             f"{r['gpus']:>4} GPUs: idle gap per child {gap['median'] * 1e3:.0f} ms median, {gap['p95'] * 1e3:.0f} ms "
