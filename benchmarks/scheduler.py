@@ -40,6 +40,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from benchmarks import commit
 from benchmarks.population_bench import machine
 from benchmarks.scheduler_fakes import NoOpMutators, hold_worker
 
@@ -226,7 +227,7 @@ def plot(report: dict, path: Path) -> None:
     rows = [r for r in report["sizes"] if "skipped" not in r]
     sizes = [r["gpus"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for key in ("median", "p95"):
+    for key in ("median", "mean", "p95"):
         left.plot(sizes, [r["held"]["idle_gap_s"][key] * 1e3 for r in rows], marker="o", label=f"idle gap, {key}")
     cost = [r["saturated"]["driver_cost_per_child_s"] * 1e3 for r in rows]
     left.plot(sizes, cost, marker="s", label="driver cost per child")
@@ -235,9 +236,13 @@ def plot(report: dict, path: Path) -> None:
     right.plot(sizes, [100 * r["utilisation_at_300s"] for r in rows], marker="s", label="300 s children")
     right.axhline(100 * TARGET, color="grey", linestyle="--", label=f"target {100 * TARGET:.0f}%")
     right.set(xscale="log", xlabel="GPUs (simulated)", ylabel="slot utilisation %", title="slot utilisation")
+    skipped = [str(r["gpus"]) for r in report["sizes"] if "skipped" in r]
     for ax in (left, right):
+        ax.minorticks_off()
         ax.set_xticks(sizes, [str(s) for s in sizes])
         ax.legend(fontsize=8)
+    if skipped:
+        fig.suptitle(f"not run on this machine (memory): {', '.join(skipped)} GPUs", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -265,6 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {
         "benchmark": "scheduler",
         "machine": machine(),
+        "commit": commit(),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "method": " ".join(__doc__.split("\n\n")[1].split()),
         "child_seconds": CHILD_SECONDS,

@@ -29,13 +29,13 @@ import argparse
 import dataclasses
 import json
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+from benchmarks import commit
 from benchmarks import search_methods as methods
 from benchmarks.population_bench import machine
 from experiments import profiles
@@ -121,7 +121,7 @@ def report(args, profile: Profile, noise: list[dict], runs: dict, confirmed: dic
     return {
         "benchmark": "search",
         "machine": machine(),
-        "commit": _commit(),
+        "commit": commit(),
         "command": " ".join(["python -m benchmarks.search", *args.argv]),
         "budget": f"{profile.budget_tokens} training tokens per evaluation, 1 thread; "
         f"wall-clock cap {profile.budget_seconds:g} s of training",
@@ -179,11 +179,6 @@ def best_so_far(evaluations: list[dict], seed0: float) -> list[float]:
             best = min(best, e["val_bpb"])
         curve.append(best)
     return curve
-
-
-def _commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=methods.REPO)
-    return head.stdout.strip() or "unknown"
 
 
 def plot(result: dict, path: Path) -> None:

@@ -32,7 +32,7 @@ def test_scheduler_benchmark_measures_gaps_utilisation_and_extrapolates(tmp_path
               "--out", str(tmp_path))  # fmt: skip
     report = json.loads((tmp_path / "scheduler.json").read_text())
     assert (tmp_path / "scheduler.png").stat().st_size > 0
-    assert report["machine"]["date"] and report["settings"]["gpus"] == [8]
+    assert report["machine"]["date"] and report["commit"] and report["settings"]["gpus"] == [8]
     [size] = report["sizes"]
     held, saturated = size["held"], size["saturated"]
     assert size["gpus"] == held["slots"] == 8
@@ -60,7 +60,7 @@ def test_search_benchmark_compares_methods_at_equal_evaluations(tmp_path):
               "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"))  # fmt: skip
     report = json.loads((tmp_path / "out" / "search.json").read_text())
     assert (tmp_path / "out" / "search.png").stat().st_size > 0
-    assert report["machine"]["date"] and report["profile"]["budget_tokens"] == 1024
+    assert report["machine"]["date"] and report["commit"] and report["profile"]["budget_tokens"] == 1024
     noise = report["noise"]
     assert [e["training_seed"] for e in noise["evaluations"]] == [0, 1]
     assert noise["sigma"] == pytest.approx(statistics.stdev(noise["val_bpb"]))
