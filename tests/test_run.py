@@ -319,10 +319,15 @@ def test_bad_run_flags_are_one_line_and_exit_2(args, message, tmp_path, capsys):
 
 
 def test_bad_seed_genomes_are_one_line_and_exit_2(tmp_path):
-    binary, broken = tmp_path / "binary.py", tmp_path / "broken.py"
+    binary, broken, foreign = tmp_path / "binary.py", tmp_path / "broken.py", tmp_path / "foreign.py"
     binary.write_bytes(b"\xff\xfe\x00 not utf-8")
     broken.write_text("import harness\ndef train(:\n")
-    for path, message in ((binary, "is not UTF-8 text"), (broken, "is not a valid genome")):
+    foreign.write_text("print('hello')\n")
+    for path, message in (
+        (binary, "is not UTF-8 text"),
+        (broken, "is not valid Python: syntax error at line 2"),
+        (foreign, "is not a valid genome: does not `import harness`"),
+    ):
         result = evolve_run("--seed-genome", str(path), "--run-dir", str(tmp_path / "never"), timeout=60)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
