@@ -152,7 +152,10 @@ class SegmentLog:
     def _read_one(self, lo: int, hi: int, handle: BinaryIO | None = None) -> pa.Table:
         path = self._path(lo, hi)
         try:
-            table = pq.read_table(handle or path, schema=self._schema)
+            # One thread: segments are small, and pyarrow's thread pool can abort the interpreter at exit
+            # after reading through a Python file object (SIGABRT, "terminate called without an active
+            # exception"; apache/arrow#34314, #50482), which turned an error exit into a crash.
+            table = pq.read_table(handle or path, schema=self._schema, use_threads=False)
         except (OSError, pa.ArrowException) as e:
             raise RunDirError(f"archive segment {str(path)!r} is unreadable: {e}") from None
         if table.num_rows != hi - lo + 1:
