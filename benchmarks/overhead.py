@@ -130,7 +130,7 @@ SCALING = {
     "untimed_steps": "torch.compile warm-up of 10 steps on GPU: unmeasured, capped at untimed_allowance_s",
     "export": "tracing grows with graph size (depth 8 vs 3), saving with weight bytes",
     "score_load": "grows with weight bytes (graph load, copy to GPU)",
-    "score_probe": "one extra forward of eval_batch_size x seq_len (the other is scored): GPU-bound",
+    "score_probe": "1 + causality_probes extra batch forwards (the unchanged batch is scored): GPU-bound",
     "score_eval": "forward passes over 2 x eval_tokens: GPU-bound",
 }
 FORWARD_PHASES = ("score_probe", "score_eval")
@@ -143,11 +143,13 @@ def on_h100(phase: str) -> str:
 
 
 def forward_tokens(profile: Profile) -> int:
-    """Tokens the scorer runs forward: val and test rows (padded to whole batches) plus the probe's batch."""
+    """Tokens the scorer runs forward: val and test rows (padded to whole batches) plus the causality probe's
+    forwards of one batch (fitness.scoring.check_causal: rows replaced, then `causality_probes` cuts; its
+    unchanged batch is the first validation batch, scored once)."""
     batch_tokens = profile.eval_batch_size * profile.seq_len
     rows = -(-profile.eval_tokens // profile.seq_len)
     batches = -(-rows // profile.eval_batch_size)
-    return (2 * batches + 1) * batch_tokens
+    return (2 * batches + 1 + profile.causality_probes) * batch_tokens
 
 
 def h100_implications(runs: list[dict], summary: dict, measured: Profile, h100: Profile) -> dict:

@@ -17,8 +17,11 @@ utilisation = T / (T + g), g the mean idle gap per child, while the driver keeps
 beyond that the driver's pace caps it at T / (GPUs x cost). The 1-minute load average before and after
 each size is recorded: on a shared machine the gaps and the cost come out longer, so they are upper bounds.
 All the simulated workers are processes on this machine (on a cluster they live on their GPU nodes): the
-cores they take while idle are measured too, since many of them compete with the driver for the cores, and
-a size whose worker processes would not fit in the free memory is skipped (recorded as such), not run.
+cores they take while idle are measured too, since many of them compete with the driver for the cores.
+An idle Ray worker process takes about 90 MB (measured: MemAvailable drop per actor), so 256 of them
+need more than a 24 GiB machine has: free swap counts as memory here (an idle worker's pages are cold),
+the swap in use after each size is recorded, and a size that fits in neither is skipped (recorded as
+such), not run. Swapping can only lengthen the gaps: the figures stay upper bounds.
 
     python -m benchmarks.scheduler                        # 8, 64, 256 GPUs; benchmarks/results/
     python -m benchmarks.scheduler --gpus 8 --gaps 8 --saturated-children 20 --out /tmp/sched
@@ -47,7 +50,7 @@ from benchmarks.scheduler_fakes import NoOpMutators, hold_worker
 CHILD_SECONDS = 300.0  # what an h100 child holds its GPU for
 TARGET = 0.99
 STARTUP_HOLD = 1.0  # while slots come up, so the first ones don't spin through children
-WORKER_MB, BASE_MB = 100, 1500  # memory of one idle Ray actor process (measured: ~100 MB), of Ray and the driver
+WORKER_MB, BASE_MB = 100, 1500  # memory of one idle Ray actor process (measured: ~90 MB), of Ray and the driver
 
 
 class Phases:
@@ -58,10 +61,12 @@ class Phases:
         self.waves = 1 + math.ceil(gaps / gpus)  # held children per slot: waves - 1 gaps each
         self.marks: dict[str, float] = {}  # when each phase began (wall clock, as the spans)
         self.worker_cpu: list[tuple[float, float]] = []  # (time, the workers' CPU seconds) at two points
+        self.swap_mb = [swap_used_mb()] * 2  # swap in use: at the start, and the most while the run went on
         self._enter("startup", STARTUP_HOLD)
 
     def watch(self, done: threading.Event) -> None:
         while not done.wait(0.25):
+            self.swap_mb[1] = max(self.swap_mb[1], swap_used_mb())
             if self.step(read_spans(self.spans)):
                 self.worker_cpu.append((time.time(), workers_cpu(self.spans)))
                 os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: in-flight children are recorded as interrupted
@@ -156,7 +161,8 @@ def run_session(gpus: int, args: argparse.Namespace, work: Path) -> dict:
         done.set()
         ray.shutdown()
     assert code == 130 and phases.phase == "held", (code, phases.phase, (work / "run.log").read_text()[-2000:])
-    return summarize(gpus, read_spans(work / "spans"), phases, started, time.time() - started)
+    summary = summarize(gpus, read_spans(work / "spans"), phases, started, time.time() - started)
+    return {**summary, "swap_used_mb": {"start": phases.swap_mb[0], "peak": phases.swap_mb[1]}}
 
 
 def summarize(gpus: int, spans: list[dict], phases: Phases, started: float, seconds: float) -> dict:
@@ -208,14 +214,28 @@ def extrapolate(gap: float, cost: float, gpus: int, seconds: float = CHILD_SECON
     return min(seconds / (seconds + gap), seconds / (gpus * cost))
 
 
-def memory_short(gpus: int) -> str:
-    """Why this machine can't hold `gpus` worker processes, or "" when it can (Linux /proc/meminfo)."""
+def meminfo_mb() -> dict[str, float]:
+    """Linux /proc/meminfo in MB."""
     fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
-    available = int(fields["MemAvailable"].split()[0]) / 1024
+    return {name: int(value.split()[0]) / 1024 for name, value in fields.items() if value.strip().endswith("kB")}
+
+
+def memory_short(gpus: int) -> str:
+    """Why this machine can't hold `gpus` worker processes, or "" when it can (free swap counts)."""
+    info = meminfo_mb()
+    available = info["MemAvailable"] + info.get("SwapFree", 0.0)
     need = gpus * WORKER_MB + BASE_MB
     if need <= available:
         return ""
-    return f"not run: {gpus} worker processes need about {need / 1024:.1f} GiB, {available / 1024:.1f} GiB available"
+    return (
+        f"not run: {gpus} worker processes need about {need / 1024:.1f} GiB, "
+        f"{available / 1024:.1f} GiB available (memory and swap)"
+    )
+
+
+def swap_used_mb() -> float:
+    info = meminfo_mb()
+    return info.get("SwapTotal", 0.0) - info.get("SwapFree", 0.0)
 
 
 def plot(report: dict, path: Path) -> None:
@@ -269,7 +289,11 @@ def main(argv: list[str] | None = None) -> dict:
             sizes.append({**run_session(gpus, args, Path(tmp)), "load_average": [load, os.getloadavg()[0]]})
     report = {
         "benchmark": "scheduler",
-        "machine": machine(),
+        "machine": {
+            **machine(),
+            "memory_mb": round(meminfo_mb()["MemTotal"]),
+            "swap_mb": round(meminfo_mb().get("SwapTotal", 0.0)),
+        },
         "commit": commit(),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "method": " ".join(__doc__.split("\n\n")[1].split()),

@@ -49,6 +49,8 @@ def test_scheduler_benchmark_measures_gaps_utilisation_and_extrapolates(tmp_path
     assert size["meets_target"] == (size["utilisation_at_300s"] >= TARGET)
     assert 0 < size["startup_s"] < size["session_s"] <= report["wall_seconds"]
     assert size["worker_cores"] >= 0 and len(size["load_average"]) == 2
+    assert 0 <= size["swap_used_mb"]["start"] <= size["swap_used_mb"]["peak"]
+    assert report["machine"]["memory_mb"] > 0 and report["machine"]["swap_mb"] >= 0
 
 
 @pytest.mark.slow
