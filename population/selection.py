@@ -92,14 +92,18 @@ def repeat_candidates(
 
     While sigma is unknown the best (normally the seed) comes first, to measure the noise. Then every
     unconfirmed candidate that could plausibly be the best: mean within `margin * sigma` of the best's.
+    A best that nothing else comes within that band of is a clear win: repeats could not change the
+    ranking, so it gets none (they would cost the evaluations a child could use).
     """
     if best is None or n <= 0:
         return []
-    out = [best.id] if sigma is None or best.fitness.count < confirm else []
     band = best.fitness.mean + margin * (sigma or 0.0)
-    for c in ranked:
-        if len(out) >= n or c.fitness.mean > band:
+    contenders = [c for c in ranked if c.fitness.mean <= band]
+    contested = any(c.id != best.id for c in contenders)
+    out = [best.id] if sigma is None or (best.fitness.count < confirm and contested) else []
+    for c in contenders:
+        if len(out) >= n:
             break
-        if c.fitness.count < confirm and c.id not in out:
+        if c.fitness.count < confirm and c.id not in out and (c.id != best.id or contested):
             out.append(c.id)
     return out[:n]

@@ -81,3 +81,15 @@ def test_repeat_candidates_measure_noise_first_then_the_unconfirmed_contenders()
     ranked = rank([SEED, cand("a", 0.9995), cand("b", 0.99999), cand("c", 1.01), cand("d", 0.9993, 0.9995, 0.9994)])
     assert repeat_candidates(ranked, SEED, 5, SIGMA, 2.0, 3) == ["a", "b"]
     assert repeat_candidates(ranked, SEED, 1, SIGMA, 2.0, 3) == ["a"]
+
+
+def test_a_clear_winner_gets_no_repeats_a_contested_best_does():
+    clear = cand("clear", 0.95)  # far beyond the noise band of everything else
+    ranked = rank([SEED, clear, cand("b", 0.99)])
+    assert repeat_candidates(ranked, clear, 3, SIGMA, 2.0, 3) == []
+    close = cand("close", 0.9501)  # within 2 sigma of the best: either could be the better one
+    ranked = rank([SEED, clear, close])
+    assert repeat_candidates(ranked, clear, 3, SIGMA, 2.0, 3) == ["clear", "close"]
+    confirmed = cand("confirmed", 0.9501, 0.9501, 0.9501)  # a confirmed contender still contests the best
+    ranked = rank([SEED, clear, confirmed])
+    assert repeat_candidates(ranked, clear, 3, SIGMA, 2.0, 3) == ["clear"]
