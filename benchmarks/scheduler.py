@@ -12,10 +12,11 @@ Each run goes through three phases, steered by the hold time the workers read:
   enough children for --gaps gaps in all. Per child, the slot's idle gap: from the end of one held child
   to the start of the next on the same slot; utilisation: slot time held / slot time from each slot's
   first held start to its last held end.
-Then the run is stopped as Ctrl-C stops it. Extrapolation to children of T = 300 s (an h100 child):
-utilisation = T / (T + g), g the mean idle gap per child, while the driver keeps up (GPUs x cost < T);
-beyond that the driver's pace caps it at T / (GPUs x cost). The 1-minute load average before and after
-each size is recorded: on a shared machine the gaps and the cost come out longer, so they are upper bounds.
+Then the run is stopped as Ctrl-C stops it. Utilisation with children of T = 300 s (an h100 child): measured
+where the held phase held 300 s; else extrapolated: T / (T + g), g the mean idle gap per child, while
+the driver keeps up (GPUs x cost < T); beyond that the driver's pace caps it at T / (GPUs x cost).
+The 1-minute load average before and after each size is recorded: on a shared machine the gaps and the
+cost come out longer, so they are upper bounds.
 All the simulated workers are processes on this machine (on a cluster they live on their GPU nodes): the
 cores they take while idle are measured too, since many of them compete with the driver for the cores.
 An idle Ray worker process takes about 90 MB (measured: MemAvailable drop per actor), so 256 of them
@@ -170,7 +171,7 @@ def summarize(gpus: int, spans: list[dict], phases: Phases, started: float, seco
     busy = held(spans, phases.marks["held"], phases.hold)
     cost, cpu = driver_cost(quick), phases.worker_cpu
     stats = slot_stats(busy)
-    util = extrapolate(stats["idle_gap_s"]["mean"], cost, gpus)
+    util, basis = at_child_seconds(phases.hold, stats, cost, gpus)
     return {
         "gpus": gpus,
         "session_s": seconds,
@@ -179,8 +180,20 @@ def summarize(gpus: int, spans: list[dict], phases: Phases, started: float, seco
         "held": {"hold_s": phases.hold, **stats},
         "worker_cores": (cpu[1][1] - cpu[0][1]) / (cpu[1][0] - cpu[0][0]),  # idle overhead of the simulation
         "utilisation_at_300s": util,
+        "utilisation_at_300s_basis": basis,
         "meets_target": util >= TARGET,
     }
+
+
+def at_child_seconds(hold: float, stats: dict, cost: float, gpus: int) -> tuple[float, str]:
+    """Utilisation with children of CHILD_SECONDS, and how it was found: measured, where the held phase's
+    children held that long (the real case: the driver's pace is in the measurement), else extrapolated
+    from the held phase's mean gap and the saturated phase's driver cost. The saturated cost is an upper
+    bound: every simulated worker runs on this machine's cores too, and at 256 they crowd out the driver
+    (worker_cores), which on a cluster they would not."""
+    if hold >= CHILD_SECONDS:
+        return stats["utilisation"], "measured: held children of 300 s"
+    return extrapolate(stats["idle_gap_s"]["mean"], cost, gpus), "extrapolated: held-phase gap, saturated-phase cost"
 
 
 def slot_stats(spans: list[dict]) -> dict:
