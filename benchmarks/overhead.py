@@ -24,6 +24,7 @@ import statistics
 import time
 from pathlib import Path
 
+from benchmarks import commit
 from benchmarks.population_bench import machine
 from experiments import profiles
 from fitness import data
@@ -220,7 +221,8 @@ def main(argv: list[str] | None = None) -> dict:
     profile = profiles.load(args.profile)
     profile = profile.with_budget(args.budget) if args.budget else profile
     measured = bench(profile, args.repeats, args.threads, args.max_load)
-    report = {"machine": {**machine(), "threads": args.threads}, "profile": profile.to_dict(), "target_s": TARGET_S}
+    report = {"benchmark": "overhead", "machine": {**machine(), "threads": args.threads}, "commit": commit()}
+    report.update(profile=profile.to_dict(), target_s=TARGET_S)
     report["max_load"] = args.max_load
     report.update(
         measured, h100=h100_implications(measured["runs"], measured["summary"], profile, profiles.load("h100"))

@@ -17,6 +17,7 @@ def test_benchmark_records_phases_that_add_up_to_each_childs_overhead(tmp_path):
     main(["--profile", "smoke", "--budget", "2", "--repeats", "1", "--out", str(tmp_path)])
     report = json.loads((tmp_path / "overhead.json").read_text())
     assert {"platform", "cpu_count", "python", "date", "threads"} <= set(report["machine"])
+    assert report["commit"] and report["benchmark"] == "overhead"
     assert [r["mode"] for r in report["runs"]] == ["cold", "warm"]
     for r in report["runs"]:
         assert CHILD_PHASES <= set(r["phases"]) and all(v >= 0 for v in r["phases"].values())
