@@ -94,8 +94,9 @@ def assert_clean(result: subprocess.CompletedProcess) -> None:
 def test_run_completes_and_resume_adds_exactly_one_generation(tmp_path):
     run_dir = tmp_path / "run"
     first = evolve_run(
-        "--population", "4", "--generations", "2", "--mutators", "offline", "--run-dir", str(run_dir), *FAST
-    )
+        "--population", "4", "--generations", "2", "--mutators", "offline", "--run-dir", str(run_dir),
+        "--repeat-share", "0", *FAST,
+    )  # fmt: skip
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert_clean(first)
     assert (run_dir / ".git").is_dir() and (run_dir / "archive").is_dir() and (run_dir / "results.tsv").is_file()
@@ -110,8 +111,9 @@ def test_run_completes_and_resume_adds_exactly_one_generation(tmp_path):
     assert int(commits.stdout) == before.genome_id.nunique()  # every evaluated genome is a commit
 
     second = evolve_run(
-        "--generations", "3", "--mutators", "offline", "--run-dir", str(run_dir), "--cpus-per-child", "1"
-    )
+        "--generations", "3", "--mutators", "offline", "--run-dir", str(run_dir), "--cpus-per-child", "1",
+        "--repeat-share", "0",
+    )  # fmt: skip
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "resuming run" in second.stdout
     after = archive(run_dir)
@@ -265,10 +267,10 @@ def test_sigkilled_orchestrator_resumes_without_losing_a_finished_child(tmp_path
 def test_ctrl_c_records_in_flight_evaluations_as_interrupted(tmp_path):
     run_dir, log = tmp_path / "run", tmp_path / "run.log"
     proc = start_run("--population", "2", "--generations", "4", "--mutators", "offline", "--run-dir", str(run_dir),
-                     *FAST[:-2], "--budget", "5", "--cpus-per-child", "1", log=log)  # fmt: skip
+                     *FAST[:-2], "--budget", "3", "--cpus-per-child", "1", log=log)  # fmt: skip
     try:
         wait_for(lambda: (run_dir / "sessions.jsonl").exists(), 600, "a ready trainer worker", proc, log)
-        time.sleep(4)  # children are training
+        time.sleep(2)  # evaluations are under way
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         code = proc.wait(300)
     finally:
