@@ -21,8 +21,8 @@ All the simulated workers are processes on this machine (on a cluster they live 
 cores they take while idle are measured too, since many of them compete with the driver for the cores.
 An idle Ray worker process takes about 90 MB (measured: MemAvailable drop per actor), so 256 of them
 need more than a 24 GiB machine has: free swap counts as memory here (an idle worker's pages are cold),
-the swap in use after each size is recorded, and a size that fits in neither is skipped (recorded as
-such), not run. Swapping can only lengthen the gaps: the figures stay upper bounds.
+the swap in use at each size's start and at its peak is recorded, and a size that fits in neither is
+skipped (recorded as such), not run. Swapping can only lengthen the gaps: the figures stay upper bounds.
 
     python -m benchmarks.scheduler                        # 8, 64, 256 GPUs; benchmarks/results/
     python -m benchmarks.scheduler --gpus 8 --gaps 8 --saturated-children 20 --out /tmp/sched
@@ -300,13 +300,10 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             sizes.append({**run_session(gpus, args, Path(tmp)), "load_average": [load, os.getloadavg()[0]]})
+    memory = meminfo_mb()
     report = {
         "benchmark": "scheduler",
-        "machine": {
-            **machine(),
-            "memory_mb": round(meminfo_mb()["MemTotal"]),
-            "swap_mb": round(meminfo_mb().get("SwapTotal", 0.0)),
-        },
+        "machine": {**machine(), "memory_mb": round(memory["MemTotal"]), "swap_mb": round(memory.get("SwapTotal", 0))},
         "commit": commit(),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "method": " ".join(__doc__.split("\n\n")[1].split()),

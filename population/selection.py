@@ -99,11 +99,8 @@ def repeat_candidates(
         return []
     band = best.fitness.mean + margin * (sigma or 0.0)
     contenders = [c for c in ranked if c.fitness.mean <= band]
-    contested = any(c.id != best.id for c in contenders)
-    out = [best.id] if sigma is None or (best.fitness.count < confirm and contested) else []
-    for c in contenders:
-        if len(out) >= n:
-            break
-        if c.fitness.count < confirm and c.id not in out and (c.id != best.id or contested):
-            out.append(c.id)
+    if sigma is not None and all(c.id == best.id for c in contenders):
+        return []  # a clear win
+    out = [best.id] if sigma is None or best.fitness.count < confirm else []
+    out += [c.id for c in contenders if c.fitness.count < confirm and c.id not in out]
     return out[:n]

@@ -14,80 +14,25 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
-from conftest import REPO
+from run_helpers import (
+    FAST,
+    TIMEOUT,
+    TROUBLE,
+    archive,
+    assert_clean,
+    evolve_run,
+    finished_children,
+    reap,
+    run_env,
+    start_run,
+    wait_for,
+)
 
-FAST = ["--profile", "smoke", "--budget", "1", "--noise-repeats", "2", "--cpus-per-child", "1"]
-TIMEOUT = 900  # generous: a busy machine slows every child; a quiet 2-core one needs a fraction of it
 pytestmark = pytest.mark.timeout(1500)
-# Statuses that would be our fault here; `over_budget` is not among them: a 1 s budget on a busy machine
-# can end with one slow step past the tolerance, which the harness rightly reports.
-TROUBLE = ["crash", "invalid", "timeout", "interrupted"]
-
-
-def _env() -> dict:
-    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
-
-
-def evolve_run(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "evolve", *args], capture_output=True, text=True, cwd=REPO, env=_env(), timeout=timeout
-    )
-
-
-def start_run(*args: str, log: Path) -> subprocess.Popen:
-    """The run in the background, in its own process group (as a terminal would start it)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "evolve", *args],
-        stdout=open(log, "w"),
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-        env=_env(),
-        start_new_session=True,
-    )
-
-
-def archive(run_dir: Path):
-    """The archive as a reader sees it while the run may still be writing."""
-    from population import Population
-
-    with Population(run_dir, read_only=True) as pop:
-        return pop.archive()
-
-
-def finished_children(frame) -> int:
-    return int(((frame.kind == "child") & (frame.status != "interrupted")).sum())
-
-
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
-    raise AssertionError(f"timed out waiting for {what}\n{tail}")
-
-
-def reap(proc: subprocess.Popen) -> None:
-    """Kill whatever is left of a run's process group (Ray helpers orphaned by a SIGKILLed driver)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def assert_clean(result: subprocess.CompletedProcess) -> None:
-    assert "Traceback" not in result.stdout + result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
 
 
 # --- the run and its resume ------------------------------------------------------------------------
@@ -146,7 +91,7 @@ def two_node_cluster(tmp_path):
     common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=1"]
     # Its own Ray temp dir (short: socket paths are capped at 107 bytes), so no other ray.init() joins it.
     ray_tmp = tempfile.mkdtemp(prefix="ray2n-", dir="/tmp")
-    env = {**_env(), "RAY_TMPDIR": ray_tmp}
+    env = {**run_env(), "RAY_TMPDIR": ray_tmp}
     head = subprocess.Popen(
         ["ray", "start", "--head", f"--port={port}", "--include-dashboard=false",
          f"--ray-client-server-port={_free_port()}", *common, *_node_ports()],
@@ -281,82 +226,3 @@ def test_ctrl_c_records_in_flight_evaluations_as_interrupted(tmp_path):
     frame = archive(run_dir)
     assert (frame.status == "interrupted").any()
     assert frame.reason[frame.status == "interrupted"].str.startswith("the run was stopped (Ctrl-C)").all()
-
-
-# --- bad input: one line, exit 2, no traceback, no Ray started ---------------------------------------
-@pytest.fixture(scope="module")
-def smoke_run_dir(tmp_path_factory):
-    """A run directory created as the run creates it (run.json and the seed commit), with no training."""
-    from evolve.cli import build_parser
-    from evolve.run import open_run_dir, settings_from_args
-
-    run_dir = tmp_path_factory.mktemp("runs") / "smoke-run"
-    args = build_parser().parse_args(["--population", "2", "--profile", "smoke", "--run-dir", str(run_dir)])
-    open_run_dir(settings_from_args(args))
-    return run_dir
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--population", "1"], "--population must be at least 2, got 1"),
-        (["--generations", "0"], "--generations must be at least 1, got 0"),
-        (["--budget", "0"], "must be positive, got '0'"),
-        (["--budget", "-3"], "must be positive, got '-3'"),
-        (["--profile", "tpu"], "invalid choice: 'tpu'"),
-        (["--mutators", "genetic"], "bad mode 'genetic'"),
-        (["--noise-repeats", "1"], "--noise-repeats must be at least 2, got 1"),
-        (["--seed-genome", "/no/such/train.py"], "genome '/no/such/train.py' does not exist"),
-        (["--seed-genome", "/"], "genome '/' is not a file"),
-        (["--population", "two"], "invalid int value: 'two'"),
-        (["--max-hours", "0"], "--max-hours must be positive, got 0.0"),
-    ],
-)
-def test_bad_run_flags_are_one_line_and_exit_2(args, message, tmp_path, capsys):
-    from evolve.cli import main  # in-process: the same code path as `python -m evolve`, without the start-up
-
-    assert main([*args, "--run-dir", str(tmp_path / "never")]) == 2
-    err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1, err
-    assert not (tmp_path / "never").exists()
-
-
-def _refused(args: list[str], message: str, capsys) -> None:
-    """`python -m evolve ARGS` in-process (the same code path, without a start-up): one line, exit 2."""
-    from evolve.cli import main
-
-    assert main(args) == 2
-    captured = capsys.readouterr()
-    assert message in captured.err and len(captured.err.strip().splitlines()) == 1, captured.err
-    assert "Traceback" not in captured.out + captured.err
-
-
-def test_bad_seed_genomes_are_one_line_and_exit_2(tmp_path, capsys):
-    binary, broken, foreign = tmp_path / "binary.py", tmp_path / "broken.py", tmp_path / "foreign.py"
-    binary.write_bytes(b"\xff\xfe\x00 not utf-8")
-    broken.write_text("import harness\ndef train(:\n")
-    foreign.write_text("print('hello')\n")
-    for path, message in (
-        (binary, "is not UTF-8 text"),
-        (broken, "is not valid Python: syntax error at line 2"),
-        (foreign, "is not a valid genome: does not `import harness`"),
-    ):
-        _refused(["--seed-genome", str(path), "--run-dir", str(tmp_path / "never")], message, capsys)
-    assert not (tmp_path / "never").exists()
-
-
-def test_a_run_directory_of_another_profile_or_population_is_refused(smoke_run_dir, capsys):
-    for args, message in (
-        (["--profile", "cpu"], "belongs to profile 'smoke', not 'cpu'"),
-        (["--population", "3"], "has --population 2; resume it with the same value"),
-        (["--budget", "9"], "would make its scores incomparable"),
-    ):
-        _refused([*args, "--run-dir", str(smoke_run_dir)], message, capsys)
-
-
-def test_a_damaged_run_json_is_one_line(tmp_path, capsys):
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "run.json").write_text("{not json")
-    _refused(["--run-dir", str(run_dir)], "is damaged", capsys)
-    assert (run_dir / "run.json").read_text() == "{not json"  # nothing recorded is touched

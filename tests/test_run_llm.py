@@ -12,7 +12,7 @@ import sys
 import pytest
 from conftest import REPO
 from llm_server import FakeAnthropic, Recorded, Reply, text_reply
-from test_run import FAST, TIMEOUT, _env, archive, assert_clean
+from run_helpers import FAST, TIMEOUT, archive, assert_clean, run_env
 
 pytestmark = pytest.mark.timeout(1500)
 
@@ -50,7 +50,7 @@ def edit(search: str, replace: str, description: str) -> Reply:
 
 
 def run_with_llm(run_dir, server: FakeAnthropic, *args: str) -> subprocess.CompletedProcess:
-    env = {**_env(), "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.base_url}
+    env = {**run_env(), "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.base_url}
     command = [sys.executable, "-m", "evolve", "--mutators", "llm", "--run-dir", str(run_dir), *args, *FAST]
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=TIMEOUT)
 

@@ -44,7 +44,8 @@ def test_honest_genome_is_scored_well_below_uniform(honest, tiny_profile):
     assert honest.status == "ok", honest.reason
     assert math.isfinite(honest.val_bpb) and math.isfinite(honest.test_bpb)
     assert honest.val_bpb < 0.8 * uniform_bpb(tiny_profile)
-    assert honest.num_steps == 150 and honest.tokens == 150 * 16 * 64 and honest.num_params == 512 * 512
+    assert honest.num_steps == 150 and honest.tokens == 150 * 16 * tiny_profile.seq_len
+    assert honest.num_params == 512 * 512
 
 
 def test_fake_printed_score_is_ignored_and_harness_scores_anyway(tiny_profile, scorer):

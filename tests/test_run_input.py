@@ -1,0 +1,82 @@
+"""Bad input to the run (`python -m evolve ...`), checked in-process (the same code path as the command,
+without the start-up): one line on stderr quoting the bad value, exit 2, no traceback, no Ray started,
+nothing created or changed on disk."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def smoke_run_dir(tmp_path_factory):
+    """A run directory created as the run creates it (run.json and the seed commit), with no training."""
+    from evolve.cli import build_parser
+    from evolve.run import open_run_dir, settings_from_args
+
+    run_dir = tmp_path_factory.mktemp("runs") / "smoke-run"
+    args = build_parser().parse_args(["--population", "2", "--profile", "smoke", "--run-dir", str(run_dir)])
+    open_run_dir(settings_from_args(args))
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--population", "1"], "--population must be at least 2, got 1"),
+        (["--generations", "0"], "--generations must be at least 1, got 0"),
+        (["--budget", "0"], "must be positive, got '0'"),
+        (["--budget", "-3"], "must be positive, got '-3'"),
+        (["--profile", "tpu"], "invalid choice: 'tpu'"),
+        (["--mutators", "genetic"], "bad mode 'genetic'"),
+        (["--noise-repeats", "1"], "--noise-repeats must be at least 2, got 1"),
+        (["--seed-genome", "/no/such/train.py"], "genome '/no/such/train.py' does not exist"),
+        (["--seed-genome", "/"], "genome '/' is not a file"),
+        (["--population", "two"], "invalid int value: 'two'"),
+        (["--max-hours", "0"], "--max-hours must be positive, got 0.0"),
+    ],
+)
+def test_bad_run_flags_are_one_line_and_exit_2(args, message, tmp_path, capsys):
+    _refused([*args, "--run-dir", str(tmp_path / "never")], message, capsys)
+    assert not (tmp_path / "never").exists()
+
+
+def _refused(args: list[str], message: str, capsys) -> str:
+    """`python -m evolve ARGS` in-process: exit 2 and one line on stderr holding `message`; that line."""
+    from evolve.cli import main
+
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and len(captured.err.strip().splitlines()) == 1, captured.err
+    assert "Traceback" not in captured.out + captured.err
+    return captured.err
+
+
+def test_bad_seed_genomes_are_one_line_and_exit_2(tmp_path, capsys):
+    binary, broken, foreign = tmp_path / "binary.py", tmp_path / "broken.py", tmp_path / "foreign.py"
+    binary.write_bytes(b"\xff\xfe\x00 not utf-8")
+    broken.write_text("import harness\ndef train(:\n")
+    foreign.write_text("print('hello')\n")
+    for path, message in (
+        (binary, "is not UTF-8 text"),
+        (broken, "is not valid Python: syntax error at line 2"),
+        (foreign, "is not a valid genome: does not `import harness`"),
+    ):
+        _refused(["--seed-genome", str(path), "--run-dir", str(tmp_path / "never")], message, capsys)
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_run_directory_of_another_profile_or_population_is_refused(smoke_run_dir, capsys):
+    for args, message in (
+        (["--profile", "cpu"], "belongs to profile 'smoke', not 'cpu'"),
+        (["--population", "3"], "has --population 2; resume it with the same value"),
+        (["--budget", "9"], "would make its scores incomparable"),
+    ):
+        _refused([*args, "--run-dir", str(smoke_run_dir)], message, capsys)
+
+
+def test_a_damaged_run_json_is_one_line(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text("{not json")
+    assert "cannot be resumed" in _refused(["--run-dir", str(run_dir)], "is damaged", capsys)
+    assert (run_dir / "run.json").read_text() == "{not json"  # nothing recorded is touched
