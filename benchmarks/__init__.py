@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 
@@ -14,3 +15,13 @@ def commit() -> str:
     except FileNotFoundError:  # no git at all
         head = None
     return (head.stdout.strip() if head else "") or os.environ.get("EVOLVE_COMMIT", "unknown")
+
+
+def ready_scorer(scorer, profile, threads: int, timeout: float, name: str) -> float:
+    """Warm `scorer` for `profile` as a run's worker does at start; the seconds it took. Exits if it fails."""
+    started = time.perf_counter()
+    scorer.warm(profile.to_dict(), threads)
+    warm_up = scorer.ready(timeout=timeout)
+    if warm_up["status"] != "ok":
+        raise SystemExit(f"{name}: the scorer did not start: {warm_up.get('reason')}")
+    return time.perf_counter() - started

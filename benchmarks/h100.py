@@ -26,10 +26,9 @@ import ast
 import dataclasses
 import json
 import os
-import time
 from pathlib import Path
 
-from benchmarks import commit
+from benchmarks import commit, ready_scorer
 from benchmarks.population_bench import machine
 from experiments import profiles
 from fitness import data
@@ -78,12 +77,7 @@ def bench(profile: Profile, source: str, seed: int) -> dict:
     threads = os.cpu_count() or 1
     scorer = scorer_process(threads)
     try:
-        started = time.perf_counter()
-        scorer.warm(profile.to_dict(), threads)
-        warm_up = scorer.ready(timeout=300.0)
-        if warm_up["status"] != "ok":
-            raise SystemExit(f"h100: the scorer did not start: {warm_up.get('reason')}")
-        scorer_start_s = time.perf_counter() - started
+        scorer_start_s = ready_scorer(scorer, profile, threads, 300.0, "h100")
         result = run(source, profile, seed=seed, config=TrainerConfig(threads=threads, device="cuda"), scorer=scorer)
     finally:
         scorer.close()

@@ -24,7 +24,7 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks import commit
+from benchmarks import commit, ready_scorer
 from benchmarks.population_bench import machine
 from experiments import profiles
 from fitness import data
@@ -73,12 +73,7 @@ def bench(profile: Profile, repeats: int, threads: int, max_load: float = 0.0) -
     data.prepare(profile.dataset, profile.vocab_size, (profile.seq_len,), profile.num_shards)
     scorer = scorer_process(threads)
     try:
-        started = time.perf_counter()
-        scorer.warm(profile.to_dict(), threads)
-        warm_up = scorer.ready(timeout=120.0)
-        if warm_up["status"] != "ok":
-            raise SystemExit(f"overhead: the scorer did not start: {warm_up.get('reason')}")
-        worker_start_s = time.perf_counter() - started
+        worker_start_s = ready_scorer(scorer, profile, threads, 120.0, "overhead")
         runs = []
         for _ in range(repeats):  # interleaved, so a burst of load from neighbours hits both modes alike
             for mode in MODES:
