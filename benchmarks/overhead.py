@@ -1,9 +1,12 @@
 """Benchmark: where a child's non-training time goes, with a cold scorer and with a warm one.
 
 Runs the real trainer (`trainer.run`: sandbox, child process, export, scorer process) on the seed genome.
-Each repetition trains one child with a cold scorer, started for it and closed after (as `evolve train`
-does), then one with the warm scorer a run's trainer worker keeps (made ready once before the first
-repetition, as a worker does at start). Overhead = total wall time of `trainer.run` minus the child's
+Each repetition trains one child cold: a scorer started for it and closed after, the child started on
+demand (as `evolve train` does); then one warm, as a run's trainer worker trains: with the scorer it keeps
+warm and the standby child it keeps (trainer.Standby: started while the last warm child was scored, or
+before the first, as a worker does at start). What a standby did before its go (interpreter, imports)
+overlapped the last child's scoring, and that scoring's slowdown from sharing the machine with it is
+measured in the last child's score phases. Overhead = total wall time of `trainer.run` minus the child's
 training seconds, split into the phases `trainer.run` reports (they sum to it). The machine may be
 shared, so the 1-minute load average is recorded before and after every child (and `--max-load` holds
 each child back until the load is at most that); summaries are medians with min and max over the children
@@ -30,7 +33,7 @@ from experiments import profiles
 from fitness import data
 from fitness.profile import Profile
 from fitness.result import RunResult
-from trainer import TrainerConfig, run, scorer_process
+from trainer import Standby, TrainerConfig, run, scorer_process
 
 SEED = Path(__file__).resolve().parents[1] / "trainer" / "seeds" / "train.py"
 TARGET_S = 10.0
@@ -45,9 +48,9 @@ def wait_for_calm(max_load: float, poll_s: float = 5.0, give_up_s: float = 900.0
     return time.perf_counter() - started
 
 
-def measure_child(profile: Profile, config: TrainerConfig, mode: str, scorer) -> dict:
+def measure_child(profile: Profile, config: TrainerConfig, mode: str, scorer, standby) -> dict:
     before = os.getloadavg()
-    result = run(SEED.read_text(), profile, config=config, scorer=scorer)
+    result = run(SEED.read_text(), profile, config=config, scorer=scorer, standby=standby)
     return record(mode, result, before, os.getloadavg())
 
 
@@ -71,17 +74,18 @@ def record(mode: str, result: RunResult, load_before: tuple, load_after: tuple) 
 def bench(profile: Profile, repeats: int, threads: int, max_load: float = 0.0) -> dict:
     config = TrainerConfig(threads=threads, device="cpu")
     data.prepare(profile.dataset, profile.vocab_size, (profile.seq_len,), profile.num_shards)
-    scorer = scorer_process(threads)
+    scorer, standby = scorer_process(threads), Standby()
     try:
         worker_start_s = ready_scorer(scorer, profile, threads, 120.0, "overhead")
+        standby.fill(profile, config)
         runs = []
         for _ in range(repeats):  # interleaved, so a burst of load from neighbours hits both modes alike
             for mode in MODES:
                 waited = wait_for_calm(max_load)
-                runs.append(
-                    {**measure_child(profile, config, mode, scorer if mode == "warm" else None), "waited_s": waited}
-                )
+                kept = (scorer, standby) if mode == "warm" else (None, None)
+                runs.append({**measure_child(profile, config, mode, *kept), "waited_s": waited})
     finally:
+        standby.close()
         scorer.close()
     return {"worker_scorer_start_s": worker_start_s, "runs": runs, "summary": summarize(runs)}
 
@@ -112,8 +116,9 @@ def summarize(runs: list[dict]) -> dict:
 FIXED = {
     "prepare": "genome check and finding the token cache",
     "scorer_start": "a cold scorer's start-up (torch, export loader, rows); ~0 when warm",
-    "process_start": "bubblewrap and the interpreter",
-    "import": "importing torch (plus CUDA libraries on GPU, unmeasured)",
+    "process_start": "bubblewrap and the interpreter; ~0 for a standby child",
+    "import": "importing torch, torch._dynamo, torch.export (plus CUDA init on GPU, unmeasured); ~0 for a standby",
+    "standby": "starting the next child's process (its start-up then overlaps scoring)",
     "data": "opening the training memmap",
     "after_submit": "the genome's summary prints",
     "teardown": "process exit (the child skips interpreter teardown)",
@@ -122,7 +127,7 @@ FIXED = {
     "other": "sandbox directory, log copy, clean-up",
 }
 SCALING = {
-    "genome_setup": "torch._dynamo import (fixed) + model build; plus CUDA context creation, unmeasured",
+    "genome_setup": "model and optimizer set-up (torch._dynamo is imported before, with torch)",
     "untimed_steps": "torch.compile warm-up of 10 steps on GPU: unmeasured, capped at untimed_allowance_s",
     "export": "tracing grows with graph size (depth 8 vs 3), saving with weight bytes",
     "score_load": "grows with weight bytes (graph load, copy to GPU)",

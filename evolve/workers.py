@@ -1,7 +1,8 @@
 """TrainerWorker: a Ray actor that trains one child at a time on the slot (GPU or cores) Ray gave it.
 
-Each worker keeps one scorer process warm for its whole life and prepares the dataset and tokenizer
-on its own node at start-up (under the cache's file lock, so workers sharing a node build it once):
+Each worker keeps one scorer process warm for its whole life, and a standby child (trainer.Standby)
+that gets ready while the last child is scored, and prepares the dataset and tokenizer on its own node
+at start-up (under the cache's file lock, so workers sharing a node build it once):
 no shared filesystem is assumed. Genome source arrives as an argument, through Ray, never a file.
 
 A worker that dies (killed, OOM, node lost) is restarted by Ray; the orchestrator sees the in-flight
@@ -20,7 +21,7 @@ import ray
 
 from fitness import data
 from fitness.profile import Profile
-from trainer import TrainerConfig, scorer_process
+from trainer import Standby, TrainerConfig, scorer_process
 from trainer import run as train_one
 
 
@@ -36,6 +37,7 @@ class TrainerWorker:
         self.config = TrainerConfig(threads=threads, device=device)
         self.hide = tuple(Path(p) for p in hide)
         self.scorer = scorer_process(threads)  # stays warm for every child
+        self.standby = Standby()  # the next child, started while the last one is scored
         context = ray.get_runtime_context()
         self.node = f"{socket.gethostname()}:{context.get_node_id()[:8]}"
         self.worker = f"{context.get_actor_id()[:8]}:{os.getpid()}"
@@ -46,6 +48,7 @@ class TrainerWorker:
         started = time.perf_counter()
         p = self.profile
         data.prepare(p.dataset, p.vocab_size, (p.seq_len,), p.num_shards)
+        self.standby.fill(p, self.config, self._hide())
         gpus = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
         from evolve import provenance
 
@@ -62,10 +65,20 @@ class TrainerWorker:
     def train(self, source: str, seed: int) -> dict:
         """Train and score one genome; a crash of the genome is a result, never an exception here."""
         started = now_iso()
-        hide = tuple(p for p in self.hide if p.exists())  # the run directory, where it is on this node
-        result = train_one(source, self.profile, seed=seed, config=self.config, scorer=self.scorer, hide=hide)
+        result = train_one(
+            source,
+            self.profile,
+            seed=seed,
+            config=self.config,
+            scorer=self.scorer,
+            standby=self.standby,
+            hide=self._hide(),
+        )
         self.children += 1
         return dict(result=result.to_dict(), node=self.node, worker=self.worker, started=started, finished=now_iso())
+
+    def _hide(self) -> tuple[Path, ...]:
+        return tuple(p for p in self.hide if p.exists())  # the run directory, where it is on this node
 
     def pid(self) -> int:
         return os.getpid()

@@ -1,8 +1,13 @@
-"""Entry point of the sandboxed training process: `python -m fitness.child SPEC.json`.
+"""Entry point of the sandboxed training process: `python -m fitness.child SPEC.json DEVICE`.
 
-Sets threads and seeds, installs `fitness.harness` as the module `harness`, runs the genome's
-train.py as __main__, and leaves `child.json` (what happened) and `model.pt2` (what to score) in the
-sandbox directory. It never loads validation or test tokens.
+First it gets ready: imports torch and what every genome ends up importing (torch._dynamo, which
+torch.optim loads at first use, and torch.export for the hand-over), and on a GPU opens the device. Then
+it waits for one line on stdin, the trainer's go: at once for a child started on demand, or later for a
+standby child the trainer started ahead while it scored the last one (trainer.run.Standby). Only after the
+go does it read SPEC.json and train.py, which the trainer writes then. It sets threads and seeds, installs
+`fitness.harness` as the module `harness`, runs the genome's train.py as __main__, and leaves `child.json`
+(what happened) and `model.pt2` (what to score) in the sandbox directory. It never loads validation or
+test tokens.
 """
 
 from __future__ import annotations
@@ -20,23 +25,30 @@ from fitness import confine
 PROCESS_STARTED = time.perf_counter()
 
 
-def main(spec_path: str) -> int:
-    t0 = PROCESS_STARTED
-    with open(spec_path) as handle:
-        spec = json.load(handle)
+def main(spec_path: str, device: str) -> int:
     import numpy as np
     import torch
+    import torch._dynamo  # noqa: F401 -- see the module's docstring
+    import torch.export  # noqa: F401
 
+    from fitness import harness
+
+    if device == "cuda":
+        torch.cuda.init()
+    ready = time.perf_counter()
+    if not sys.stdin.readline():  # no go: a standby child the trainer no longer needs
+        return 0
+    sys.stdin.close()
+    went = time.perf_counter()
+    with open(spec_path) as handle:
+        spec = json.load(handle)
     torch.set_num_threads(spec["threads"])
     random.seed(spec["seed"])
     np.random.seed(spec["seed"] % 2**32)
     torch.manual_seed(spec["seed"])
-    t1 = time.perf_counter()
-    from fitness import harness
-
-    spec["phases"], spec["process_started"] = {"import": t1 - t0}, t0
+    spec["marks"] = {"process_started": PROCESS_STARTED, "ready": ready}
     harness.start(spec)
-    harness._session.phases["data"] = time.perf_counter() - t1
+    harness._session.phases["data"] = time.perf_counter() - went
     sys.modules["harness"] = harness
     sys.argv = ["train.py"]
     confine.enter(spec)  # last: from here on only the genome's code runs
@@ -71,7 +83,7 @@ def _first_line(error: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    exit_code = main(sys.argv[1])
+    exit_code = main(sys.argv[1], sys.argv[2])
     sys.stdout.flush()
     sys.stderr.flush()
     # Everything the parent reads is on disk by now: skip the interpreter's teardown (freeing torch and

@@ -20,11 +20,7 @@ MARK_ENV = "EVOLVE_MARK_FD"
 
 
 def enter(spec: dict) -> None:
-    confine = spec.get("confine") or {}
-    if spec.get("device") == "cuda":
-        import torch
-
-        torch.cuda.init()  # opens the device files while still allowed to
+    confine = spec.get("confine") or {}  # (a GPU child opened its device files before, in fitness.child)
     uid = confine.get("uid")
     if uid is not None and os.getuid() == 0:
         os.setgroups([])

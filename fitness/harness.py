@@ -71,7 +71,7 @@ class _Session:
         self.phases: dict[str, float] = dict(spec.get("phases", {}))
         self.status, self.reason, self.num_params = "crash", "", 0
         self.started = _now()
-        self.process_started = float(spec.get("process_started", self.started))
+        self.marks = dict(spec.get("marks", {}))  # the child's clock: process start, ready for the go
         self.submitted: float | None = None  # when submit returned
         self.exporting = False
 
@@ -84,7 +84,7 @@ class _Session:
         record.update(training_seconds=self.training_seconds, num_params=self.num_params, phases=self.phases)
         record["peak_memory_mb"] = _peak_memory_mb()
         # Clock readings (monotonic, shared with the parent) that split the child's wall time into phases.
-        record["marks"] = {"process_started": self.process_started, "written": _now()}
+        record["marks"] = {**self.marks, "written": _now()}
         (self.dir / "child.json").write_text(json.dumps(record))
 
 

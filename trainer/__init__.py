@@ -3,7 +3,7 @@
 `run(genome_source, profile, ...) -> RunResult` is the whole interface; it is what a Ray worker calls.
 """
 
-from trainer.run import TrainerConfig, run, scorer_process
+from trainer.run import Standby, TrainerConfig, run, scorer_process
 from trainer.scorer_client import ScorerProcess
 
-__all__ = ["TrainerConfig", "run", "scorer_process", "ScorerProcess"]
+__all__ = ["Standby", "TrainerConfig", "run", "scorer_process", "ScorerProcess"]

@@ -7,7 +7,9 @@ unless `log_dir` is given. Runs on a remote Ray worker too, so everything here m
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import logging
 import math
 import os
 import shutil
@@ -25,9 +27,11 @@ from fitness.result import RunResult
 from trainer import sandbox, supervise
 from trainer.scorer_client import ScorerProcess
 
+logger = logging.getLogger(__name__)
 EXIT_STATUS = {3: "nan"}  # fitness.harness exit codes
 LOG_TAIL_LINES = 40
 RECORD_MAX_BYTES = 1 << 20  # a child.json larger than this is ignored (the child wrote it, not the harness)
+BOX_PREFIX = "evolve-child-"  # then the trainer's pid: tempdir/evolve-child-<pid>-<random>
 
 
 @dataclass(frozen=True)
@@ -47,10 +51,12 @@ def run(
     seed: int = 0,
     config: TrainerConfig = TrainerConfig(),
     scorer: ScorerProcess | None = None,
+    standby: Standby | None = None,
     log_path: Path | None = None,
     hide: tuple[Path, ...] = (),
 ) -> RunResult:
-    """Train and score one genome. `hide`: extra paths the child must not see (the run directory)."""
+    """Train and score one genome. `hide`: extra paths the child must not see (the run directory).
+    `scorer` and `standby`, kept by a caller that trains many genomes, make the next child start sooner."""
     started = time.perf_counter()
     base = dict(seed=seed, profile=profile.name, budget_seconds=profile.budget_seconds, device=_device_name(config))
     problem = check_genome(genome_source)
@@ -62,22 +68,70 @@ def run(
     scorer = scorer or scorer_process(config.threads)
     phases = {"prepare": time.perf_counter() - started}
     phases["scorer_start"] = _warm(scorer, profile, config)
-    box = Path(tempfile.mkdtemp(prefix="evolve-child-"))
+    hide = tuple(hide)
+    spawned = (standby.take(profile, config, hide) if standby else None) or _spawn(profile, cache, config, hide)
     try:
-        child = _train(genome_source, profile, cache, box, seed, config, hide)
-        result = _judge(child, profile, box, scorer, config, phases)
+        child = _go(spawned, genome_source, seed, profile, config)
+        if standby is not None:  # the next child gets ready while this one is scored
+            t = time.perf_counter()
+            standby.fill(profile, config, hide)
+            phases["standby"] = time.perf_counter() - t
+        result = _judge(child, profile, spawned.box, scorer, config, phases)
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(box / "train.log", log_path)
+            shutil.copyfile(spawned.box / "train.log", log_path)
     finally:
         if own_scorer:
             scorer.close()
         if not config.keep_sandbox:
-            shutil.rmtree(box, ignore_errors=True)
+            shutil.rmtree(spawned.box, ignore_errors=True)
     total = time.perf_counter() - started
     rest = total - result.training_seconds - sum(result.phases.values())  # sandbox set-up, log copy, clean-up
     phases = {**result.phases, "other": max(0.0, rest)}
     return dataclasses.replace(result, total_seconds=total, phases=phases, **base)
+
+
+class Standby:
+    """The next child, started ahead: in its sandbox, torch imported (on a GPU, the device opened), waiting
+    for a genome. A caller that trains one genome after another keeps one (a trainer worker does) and `run`
+    refills it as soon as a child has exited, so the next child's start-up overlaps this one's scoring
+    instead of adding to the next child's time. A standby holds no genome and has read nothing it should
+    not: train.py and spec.json come with its go. One that no longer fits (another profile, settings or
+    hidden paths) or has died is discarded, and the child is started on demand."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._spawned: _Spawned | None = None
+
+    def fill(self, profile: Profile, config: TrainerConfig, hide: tuple[Path, ...] = ()) -> None:
+        """Start a standby child for these settings (a caller may do so before its first genome)."""
+        self.close()
+        cache = data.prepare(profile.dataset, profile.vocab_size, (profile.seq_len,), profile.num_shards)
+        try:
+            self._spawned = _spawn(profile, cache, config, tuple(hide))
+        except OSError as e:  # the next child will be started on demand, and fail there if it must
+            logger.warning("could not start a standby child: %s", e)
+            return
+        self._key = (profile, config, tuple(hide))
+
+    @property
+    def box(self) -> Path | None:
+        """The waiting child's sandbox directory on this machine (None when none waits)."""
+        return self._spawned.box if self._spawned is not None else None
+
+    def take(self, profile: Profile, config: TrainerConfig, hide: tuple[Path, ...]) -> _Spawned | None:
+        spawned, fits = self._spawned, self._key == (profile, config, tuple(hide))
+        self._spawned = self._key = None
+        if spawned is not None and fits and spawned.process.alive():
+            return spawned
+        if spawned is not None:
+            _discard(spawned)
+        return None
+
+    def close(self) -> None:
+        if self._spawned is not None:
+            _discard(self._spawned)
+        self._spawned = self._key = None
 
 
 def _warm(scorer: ScorerProcess, profile: Profile, config: TrainerConfig) -> float:
@@ -105,52 +159,99 @@ class _Child:
         return self.ended - self.started
 
 
-def _train(
-    source: str,
-    profile: Profile,
-    cache: data.TokenCache,
-    box: Path,
-    seed: int,
-    config: TrainerConfig,
-    hide: tuple[Path, ...],
-) -> _Child:
-    isolated = config.isolate and sandbox.bwrap_path() is not None
-    inside = sandbox.box_inside(box) if isolated else box  # where the child sees its directory
-    inputs, results = _write_box(source, profile, cache, box, inside, seed, config, isolated)
-    gpu = config.device == "cuda"
-    limits = sandbox.Limits.for_child(config.disk_mb, config.memory_mb, gpu, profile.hard_limit_s)
-    command = [sys.executable, "-m", "fitness.child", str(inside / "spec.json")]
-    if isolated:
-        ro_binds = {box / "train.py": inside / "train.py", box / "spec.json": inside / "spec.json", **inputs}
-        rw_binds = {path: inside / path.name for path in results}
-        hidden = [data.cache_root(), Path.home(), *filter(None, [datasets.plays_dir()]), *hide]
-        command = sandbox.wrap(
-            command, inside, hide=hidden, ro_binds=ro_binds, rw_binds=rw_binds, gpu=gpu, disk_bytes=limits.disk_bytes
-        )
-    env = sandbox.child_env(dict(os.environ), config.threads, inside, _code_root())
-    ran = supervise.run(
-        command, cwd=box, env=env, limits=limits, log_path=box / "train.log", deadline_s=profile.hard_limit_s
-    )
+@dataclass(frozen=True)
+class _Spawned:
+    """A child process in its sandbox directory `box`, getting ready or ready, not yet let go."""
+
+    box: Path
+    spec: dict  # spec.json but the seed, which comes with the genome
+    process: supervise.Spawned
+
+
+def _spawn(profile: Profile, cache: data.TokenCache, config: TrainerConfig, hide: tuple[Path, ...]) -> _Spawned:
+    sweep_boxes()
+    box = Path(tempfile.mkdtemp(prefix=f"{BOX_PREFIX}{os.getpid()}-"))
+    try:
+        isolated = config.isolate and sandbox.bwrap_path() is not None
+        inside = sandbox.box_inside(box) if isolated else box  # where the child sees its directory
+        inputs, results, spec = _make_box(profile, cache, box, inside, config, isolated)
+        gpu = config.device == "cuda"
+        limits = sandbox.Limits.for_child(config.disk_mb, config.memory_mb, gpu, profile.hard_limit_s)
+        command = [sys.executable, "-m", "fitness.child", str(inside / "spec.json"), config.device]
+        if isolated:
+            ro_binds = {box / "train.py": inside / "train.py", box / "spec.json": inside / "spec.json", **inputs}
+            rw_binds = {path: inside / path.name for path in results}
+            hidden = [data.cache_root(), Path.home(), *filter(None, [datasets.plays_dir()]), *hide]
+            command = sandbox.wrap(
+                command,
+                inside,
+                hide=hidden,
+                ro_binds=ro_binds,
+                rw_binds=rw_binds,
+                gpu=gpu,
+                disk_bytes=limits.disk_bytes,
+            )
+        env = sandbox.child_env(dict(os.environ), config.threads, inside, _code_root())
+        return _Spawned(box, spec, supervise.spawn(command, cwd=box, env=env, limits=limits))
+    except BaseException:
+        shutil.rmtree(box, ignore_errors=True)
+        raise
+
+
+@functools.cache
+def sweep_boxes() -> list[Path]:
+    """Once per process: remove the sandbox directories that trainers no longer alive left behind (a
+    killed worker's in-flight and standby children, which no `finally` cleared). Returns those removed."""
+    swept = []
+    for box in Path(tempfile.gettempdir()).glob(f"{BOX_PREFIX}*-*"):
+        pid = box.name[len(BOX_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(box, ignore_errors=True)
+            swept.append(box)
+    return swept
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _discard(spawned: _Spawned) -> None:
+    supervise.discard(spawned.process)
+    shutil.rmtree(spawned.box, ignore_errors=True)
+
+
+def _go(spawned: _Spawned, source: str, seed: int, profile: Profile, config: TrainerConfig) -> _Child:
+    """Hand the genome to a spawned child (the files it waits to read, then its go) and see it to its end.
+    The files are written in place: under bubblewrap the child sees them through binds made at its spawn."""
+    box = spawned.box
+    (box / "train.py").write_text(source)
+    (box / "spec.json").write_text(json.dumps({**spawned.spec, "seed": seed}))
+    ran = supervise.finish(spawned.process, log_path=box / "train.log", deadline_s=profile.hard_limit_s)
     record, tail = _read_record(box / "child.json"), _tail(box / "train.log")
     allowed = profile.budget_seconds + profile.untimed_allowance_s + profile.genome_allowance_s
-    overrun = ran.overrun(allowed, None if gpu else config.threads)
+    overrun = ran.overrun(allowed, None if config.device == "cuda" else config.threads)
     return _Child(ran.code, ran.started, ran.ended, overrun, ran.killed, record, tail)
 
 
-def _write_box(
-    source: str,
+def _make_box(
     profile: Profile,
     cache: data.TokenCache,
     box: Path,
     inside: Path,
-    seed: int,
     config: TrainerConfig,
     isolated: bool,
-) -> tuple[dict[Path, Path], list[Path]]:
-    """train.py, spec.json and the empty result files; returns the data files to bind in (host -> inside)
-    and the result files, the only host files an isolated child can write."""
+) -> tuple[dict[Path, Path], list[Path], dict]:
+    """Empty train.py and spec.json (filled at the go) and result files; returns the data files to bind in
+    (host -> inside), the result files (the only host files an isolated child can write) and the spec."""
     uid = sandbox.child_uid() if isolated else None
-    (box / "train.py").write_text(source)
+    for path in (box / "train.py", box / "spec.json"):
+        path.touch()
     results = [box / "child.json", box / "model.pt2"]
     for path in results:
         path.touch()
@@ -161,11 +262,10 @@ def _write_box(
         cache.rows_path("train", profile.seq_len): inside / "data" / "train_rows.npy",
     }
     tokens, rows = inputs.values() if isolated else inputs  # inside paths, or the cache's own
-    spec = dict(profile=profile.to_dict(), seed=seed, device=config.device, threads=config.threads)
+    spec = dict(profile=profile.to_dict(), device=config.device, threads=config.threads)
     spec.update(sandbox=str(inside), train_tokens=str(tokens), train_rows=str(rows))
     spec["confine"] = dict(uid=uid, max_processes=sandbox.MAX_PROCESSES if isolated else None)
-    (box / "spec.json").write_text(json.dumps(spec))
-    return inputs, results
+    return inputs, results, spec
 
 
 def _judge(
@@ -208,7 +308,10 @@ def _child_phases(child: _Child, training: float) -> dict[str, float]:
     reported = child.record.get("phases")
     marks = child.record.get("marks")
     marks = marks if isinstance(marks, dict) else {}
-    phases = {"process_start": _seconds(_number(marks.get("process_started")) - child.started, wall)}
+    # A standby child started and got ready before this run's clock (its go): none of that is charged here.
+    process_started = _number(marks.get("process_started"))
+    phases = {"process_start": _seconds(process_started - child.started, wall)}
+    phases["import"] = _seconds(_number(marks.get("ready")) - max(process_started, child.started), wall)
     if isinstance(reported, dict):
         phases.update({str(k): _seconds(_number(v), wall) for k, v in reported.items()})
     phases["teardown"] = _seconds(child.ended - _number(marks.get("written"), child.ended), wall)

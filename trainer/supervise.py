@@ -87,25 +87,50 @@ class CappedLog:
         self.file.close()
 
 
-def run(command: list[str], *, cwd: Path, env: dict, limits: sandbox.Limits, log_path: Path, deadline_s: float) -> Exit:
-    """Run `command` (which gets the mark pipe's write end as $EVOLVE_MARK_FD) and reap it and all it started."""
+@dataclass(frozen=True)
+class Spawned:
+    """A child process started and held at its go line: its stdin carries one line, then closes."""
+
+    proc: subprocess.Popen
+    mark: int  # read end of the mark pipe
+    limits: sandbox.Limits
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def spawn(command: list[str], *, cwd: Path, env: dict, limits: sandbox.Limits) -> Spawned:
+    """Start `command` (which gets the mark pipe's write end as $EVOLVE_MARK_FD); it may prepare, but must
+    wait for a line on stdin before it does anything on the genome's behalf (see `finish`)."""
     mark_read, mark_write = os.pipe()
-    started = time.perf_counter()
     proc = subprocess.Popen(
         command,
         cwd=cwd,
         env={**env, MARK_ENV: str(mark_write)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
         start_new_session=True,
         pass_fds=(mark_write,),
         preexec_fn=lambda: sandbox.set_limits(limits),
     )
     os.close(mark_write)
+    return Spawned(proc, mark_read, limits)
+
+
+def finish(child: Spawned, *, log_path: Path, deadline_s: float) -> Exit:
+    """Let a spawned child go and reap it and all it started. Its clock (`started`, the deadline) starts
+    here, at the go line, however long ago it was spawned."""
+    started = time.perf_counter()
+    proc = child.proc
+    try:
+        proc.stdin.write(b"go\n")
+        proc.stdin.close()
+    except BrokenPipeError:  # it died while it waited: what it printed says why
+        pass
     log, watch = CappedLog(log_path), _Watch()
     try:
-        _watch(proc, mark_read, log, limits, started + deadline_s, watch)
+        _watch(proc, child.mark, log, child.limits, started + deadline_s, watch)
         ended = time.perf_counter()
     finally:
         _kill_group(proc)
@@ -114,6 +139,22 @@ def run(command: list[str], *, cwd: Path, env: dict, limits: sandbox.Limits, log
         log.close()
     code = None if watch.killed else proc.returncode
     return Exit(code, started, ended, watch.genome_started, watch.genome_cpu(), log.dropped, watch.killed)
+
+
+def discard(child: Spawned) -> None:
+    """A spawned child that will not be used: killed with all it started, its pipes closed."""
+    _kill_group(child.proc)
+    for stream in (child.proc.stdin, child.proc.stdout):
+        try:
+            stream.close()
+        except BrokenPipeError:
+            pass
+    os.close(child.mark)
+
+
+def run(command: list[str], *, cwd: Path, env: dict, limits: sandbox.Limits, log_path: Path, deadline_s: float) -> Exit:
+    """Spawn `command` and let it go at once (see `spawn` and `finish`)."""
+    return finish(spawn(command, cwd=cwd, env=env, limits=limits), log_path=log_path, deadline_s=deadline_s)
 
 
 @dataclass
