@@ -101,3 +101,12 @@ def test_sandbox_directories_of_trainers_no_longer_alive_are_swept_once(tmp_path
     sweep_boxes()
     assert left.is_dir()  # once per process, before its first child
     sweep_boxes.cache_clear()
+
+
+def test_a_standby_that_cannot_start_is_a_warning_not_an_error(tiny_profile, standby, tmp_path, monkeypatch, caplog):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # nowhere to make its directory
+    standby.fill(tiny_profile, CONFIG)
+    assert standby.box is None
+    assert "could not start a standby child: FileNotFoundError" in caplog.text

@@ -109,8 +109,8 @@ class Standby:
         cache = data.prepare(profile.dataset, profile.vocab_size, (profile.seq_len,), profile.num_shards)
         try:
             self._spawned = _spawn(profile, cache, config, tuple(hide))
-        except OSError as e:  # the next child will be started on demand, and fail there if it must
-            logger.warning("could not start a standby child: %s", e)
+        except Exception as e:  # noqa: BLE001 -- never worth a result: the next child starts on demand
+            logger.warning("could not start a standby child: %s: %s", type(e).__name__, e)
             return
         self._key = (profile, config, tuple(hide))
 
@@ -230,8 +230,12 @@ def _go(spawned: _Spawned, source: str, seed: int, profile: Profile, config: Tra
     """Hand the genome to a spawned child (the files it waits to read, then its go) and see it to its end.
     The files are written in place: under bubblewrap the child sees them through binds made at its spawn."""
     box = spawned.box
-    (box / "train.py").write_text(source)
-    (box / "spec.json").write_text(json.dumps({**spawned.spec, "seed": seed}))
+    try:
+        (box / "train.py").write_text(source)
+        (box / "spec.json").write_text(json.dumps({**spawned.spec, "seed": seed}))
+    except BaseException:
+        supervise.discard(spawned.process)  # never let go, so never reaped by `finish`
+        raise
     ran = supervise.finish(spawned.process, log_path=box / "train.log", deadline_s=profile.hard_limit_s)
     record, tail = _read_record(box / "child.json"), _tail(box / "train.log")
     allowed = profile.budget_seconds + profile.untimed_allowance_s + profile.genome_allowance_s
