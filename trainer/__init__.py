@@ -3,7 +3,8 @@
 `run(genome_source, profile, ...) -> RunResult` is the whole interface; it is what a Ray worker calls.
 """
 
-from trainer.run import Standby, TrainerConfig, run, scorer_process
+from trainer.run import run, scorer_process
 from trainer.scorer_client import ScorerProcess
+from trainer.spawn import Standby, TrainerConfig
 
 __all__ = ["Standby", "TrainerConfig", "run", "scorer_process", "ScorerProcess"]

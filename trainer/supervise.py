@@ -1,5 +1,8 @@
 """One sandboxed child process from start to reaping: the parent's clock on it, its log capped, its kill.
 
+`spawn` starts it and holds it at its go line (stdin); `finish` lets it go and watches it to its end. The
+parent's clock and the deadline start at the go, however long the child waited (a standby child).
+
 The child's output comes through a pipe: the first LOG_HEAD_BYTES go to the log file, the rest is counted
 and only its last LOG_TAIL_BYTES are kept, so a child that prints without end fills neither the disk nor
 the run directory. The child's trusted prologue (fitness.confine) writes one byte to a second pipe just
@@ -150,11 +153,6 @@ def discard(child: Spawned) -> None:
         except BrokenPipeError:
             pass
     os.close(child.mark)
-
-
-def run(command: list[str], *, cwd: Path, env: dict, limits: sandbox.Limits, log_path: Path, deadline_s: float) -> Exit:
-    """Spawn `command` and let it go at once (see `spawn` and `finish`)."""
-    return finish(spawn(command, cwd=cwd, env=env, limits=limits), log_path=log_path, deadline_s=deadline_s)
 
 
 @dataclass
