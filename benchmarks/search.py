@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
+import signal
 import statistics
 import sys
 import time
@@ -82,8 +84,13 @@ class Jobs:
             print(f"search: {name} done in {self.seconds[name]:.0f} s", flush=True)
         return results
 
-    def close(self) -> None:
-        self.pool.shutdown()
+    def close(self, interrupted: bool = False) -> None:
+        """Waits for the pool; when the benchmark was interrupted, its jobs are stopped first (each as Ctrl-C
+        stops it: an evolve job's Ray and trainers, a local search's scorer go down with it)."""
+        if interrupted:
+            for child in multiprocessing.active_children():
+                child.terminate()  # SIGTERM, which wall_clock turns into Ctrl-C in the job
+        self.pool.shutdown(cancel_futures=interrupted)
 
 
 def bench(args: argparse.Namespace, profile: Profile) -> dict:
@@ -105,8 +112,10 @@ def bench(args: argparse.Namespace, profile: Profile) -> dict:
             for m in METHODS
         }
         confirmed = jobs.run(confirm) if args.confirm_seeds else {}
-    finally:
-        jobs.close()
+    except BaseException:
+        jobs.close(interrupted=True)
+        raise
+    jobs.close()
     return report(args, profile, noise, runs, confirmed, jobs.seconds)
 
 
@@ -246,10 +255,15 @@ def check_work(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
+    signal.signal(signal.SIGTERM, methods.interrupt)  # `kill` stops the jobs too, not just this process
     profile = bench_profile(args.profile, args.tokens, args.eval_tokens, args.cap)
     check_work(args)
     started = time.perf_counter()
-    result = bench(args, profile)
+    try:
+        result = bench(args, profile)
+    except KeyboardInterrupt:
+        print(f"search: interrupted; finished jobs are kept in {str(args.work)!r}, a rerun resumes", file=sys.stderr)
+        raise SystemExit(130) from None
     result["wall_seconds"] = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "search.json").write_text(json.dumps(result, indent=1) + "\n")

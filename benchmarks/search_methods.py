@@ -191,7 +191,13 @@ def _stop_after(run_dir: Path, n: int, done: threading.Event) -> None:
             return
 
 
+def interrupt(signum, frame) -> None:
+    """A SIGTERM handler: stop as Ctrl-C stops (finally blocks run, an evolve run stops cleanly)."""
+    raise KeyboardInterrupt
+
+
 def wall_clock(fn, *args) -> tuple[dict | list, float]:
     """Runs in a pool process: the job's result and its wall seconds."""
+    signal.signal(signal.SIGTERM, interrupt)
     started = time.perf_counter()
     return fn(*args), time.perf_counter() - started

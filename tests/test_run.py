@@ -39,19 +39,19 @@ pytestmark = pytest.mark.timeout(1500)
 def test_run_completes_and_resume_adds_exactly_one_generation(tmp_path):
     run_dir = tmp_path / "run"
     first = evolve_run(
-        "--population", "4", "--generations", "2", "--mutators", "offline", "--run-dir", str(run_dir),
+        "--population", "2", "--generations", "2", "--mutators", "offline", "--run-dir", str(run_dir),
         "--repeat-share", "0", *FAST,
     )  # fmt: skip
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert_clean(first)
     assert (run_dir / ".git").is_dir() and (run_dir / "archive").is_dir() and (run_dir / "results.tsv").is_file()
     before = archive(run_dir)
-    assert finished_children(before) == 8
+    assert finished_children(before) == 4
     assert (before.kind == "noise").sum() == 2 and (before[before.kind == "noise"].status == "ok").any()
     assert "best genome:" in first.stdout and "python -m evolve replay" in first.stdout
     recorded = json.loads((run_dir / "run.json").read_text())
     assert recorded["profile"]["name"] == "smoke" and recorded["profile"]["budget_seconds"] == 1.0
-    assert "environment" in recorded and recorded["population"]["population_size"] == 4
+    assert "environment" in recorded and recorded["population"]["population_size"] == 2
     commits = subprocess.run(["git", "rev-list", "--all", "--count"], cwd=run_dir, capture_output=True, text=True)
     assert int(commits.stdout) == before.genome_id.nunique()  # every evaluated genome is a commit
 
@@ -62,14 +62,14 @@ def test_run_completes_and_resume_adds_exactly_one_generation(tmp_path):
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "resuming run" in second.stdout
     after = archive(run_dir)
-    assert finished_children(after) == 12  # exactly one more generation of 4
+    assert finished_children(after) == 6  # exactly one more generation of 2
     assert after.iloc[: len(before)][["eval_id", "genome_id", "status"]].equals(
         before[["eval_id", "genome_id", "status"]]
     )
     children = after[after.kind == "child"]
     assert not children.genome_id.duplicated().any()  # nothing finished was trained again
     assert (after.kind == "noise").sum() == 2  # the noise level is measured once per run
-    assert set(after.generation[after.kind == "child"].iloc[8:]) == {3}
+    assert set(after.generation[after.kind == "child"].iloc[4:]) == {3}
 
 
 # --- a real two-node cluster ----------------------------------------------------------------------
