@@ -88,19 +88,27 @@ def repeat_candidates(
     margin: float,
     confirm: int,
 ) -> list[str]:
-    """Up to `n` genome ids worth another evaluation, most urgent first.
+    """Up to `n` genome ids worth another evaluation, most urgent first (at most one while sigma is known).
 
-    While sigma is unknown the best (normally the seed) comes first, to measure the noise. Then every
-    unconfirmed candidate that could plausibly be the best: mean within `margin * sigma` of the best's.
-    A best that nothing else comes within that band of is a clear win: repeats could not change the
-    ranking, so it gets none (they would cost the evaluations a child could use).
+    While sigma is unknown the best (normally the seed) comes first, to measure the noise, then the leader.
+    Then only the would-be best gets repeats: the leader by mean (first in `ranked`) while it is unconfirmed
+    and either beats `best` inside the noise band (it cannot lead until repeats confirm it) or is `best`
+    itself with the runner-up within `margin * sigma` of it. Genomes level with the best or behind it get
+    none, nor does a clear win (repeats could not change the ranking): repeating every genome inside the
+    band spent most repeats on neutral mutations tied with their parent (see the search benchmark).
     """
     if best is None or n <= 0:
         return []
-    band = best.fitness.mean + margin * (sigma or 0.0)
-    contenders = [c for c in ranked if c.fitness.mean <= band]
-    if sigma is not None and all(c.id == best.id for c in contenders):
-        return []  # a clear win
-    out = [best.id] if sigma is None or best.fitness.count < confirm else []
-    out += [c.id for c in contenders if c.fitness.count < confirm and c.id not in out]
-    return out[:n]
+    ranked = iter(ranked)
+    leader = next(ranked, best)
+    if sigma is None:
+        out = [best.id] if best.fitness.count < confirm else []
+        out += [leader.id] if leader.fitness.count < confirm and leader.id not in out else []
+        return out[:n]
+    if leader.fitness.count >= confirm:
+        return []
+    if leader.id != best.id:
+        return [leader.id] if leader.fitness.mean < best.fitness.mean else []
+    runner_up = next(ranked, None)  # the closest challenger
+    contested = runner_up is not None and runner_up.fitness.mean <= best.fitness.mean + margin * sigma
+    return [best.id] if contested else []

@@ -74,13 +74,17 @@ def test_without_a_noise_estimate_only_confirmed_genomes_lead():
     assert incumbent(cand("x", 0.9), None, None, 2.0).id == "x"
 
 
-def test_repeat_candidates_measure_noise_first_then_the_unconfirmed_contenders():
+def test_repeat_candidates_measure_noise_first_then_only_the_would_be_best():
     seed_once = cand("seed", 1.0)
     ranked = rank([seed_once, cand("a", 0.9995), cand("b", 1.01)])
     assert repeat_candidates(ranked, seed_once, 3, None, 2.0, 3) == ["seed", "a"]
-    ranked = rank([SEED, cand("a", 0.9995), cand("b", 0.99999), cand("c", 1.01), cand("d", 0.9993, 0.9995, 0.9994)])
-    assert repeat_candidates(ranked, SEED, 5, SIGMA, 2.0, 3) == ["a", "b"]
-    assert repeat_candidates(ranked, SEED, 1, SIGMA, 2.0, 3) == ["a"]
+    assert repeat_candidates(ranked, seed_once, 1, None, 2.0, 3) == ["seed"]
+    ranked = rank([SEED, cand("a", 0.9995), cand("b", 0.99999), cand("c", 1.01), cand("tie", 1.0)])
+    assert repeat_candidates(ranked, SEED, 5, SIGMA, 2.0, 3) == ["a"]  # b is a would-be best only after a
+    ranked = rank([SEED, cand("tie", 1.0), cand("behind", 1.0003)])  # inside the band, not ahead of the best
+    assert repeat_candidates(ranked, SEED, 5, SIGMA, 2.0, 3) == []
+    ranked = rank([SEED, cand("d", 0.9993, 0.9995, 0.9994)])  # confirmed: it leads, nothing to repeat
+    assert repeat_candidates(ranked, SEED, 5, SIGMA, 2.0, 3) == []
 
 
 def test_a_clear_winner_gets_no_repeats_a_contested_best_does():
@@ -89,7 +93,9 @@ def test_a_clear_winner_gets_no_repeats_a_contested_best_does():
     assert repeat_candidates(ranked, clear, 3, SIGMA, 2.0, 3) == []
     close = cand("close", 0.9501)  # within 2 sigma of the best: either could be the better one
     ranked = rank([SEED, clear, close])
-    assert repeat_candidates(ranked, clear, 3, SIGMA, 2.0, 3) == ["clear", "close"]
+    assert repeat_candidates(ranked, clear, 3, SIGMA, 2.0, 3) == ["clear"]
     confirmed = cand("confirmed", 0.9501, 0.9501, 0.9501)  # a confirmed contender still contests the best
     ranked = rank([SEED, clear, confirmed])
     assert repeat_candidates(ranked, clear, 3, SIGMA, 2.0, 3) == ["clear"]
+    clear_confirmed = cand("clear", 0.95, 0.95, 0.95)
+    assert repeat_candidates(rank([SEED, clear_confirmed, close]), clear_confirmed, 3, SIGMA, 2.0, 3) == []
