@@ -180,9 +180,10 @@ def evolve(profile: Profile, seed: int, n: int, population: int, noise_repeats: 
 def _stop_after(run_dir: Path, n: int, done: threading.Event) -> None:
     """Ctrl-C for the run in this process's main thread once `n` evaluations are recorded."""
     from population import Population
+    from population.rundir import MARKER
 
     while not done.wait(1.0):
-        if not (run_dir / "archive").is_dir():
+        if not (run_dir / MARKER).is_file():  # written last: archive/ and .git exist a moment before it
             continue
         with Population.read(run_dir) as pop:
             frame = pop.archive()

@@ -32,6 +32,8 @@ from run_helpers import (
     wait_for,
 )
 
+from population.rundir import MARKER  # written last when a run is created: a reader can open the run from then on
+
 pytestmark = pytest.mark.timeout(1500)
 
 
@@ -189,7 +191,7 @@ def test_sigkilled_orchestrator_resumes_without_losing_a_finished_child(tmp_path
     proc = start_run(*args, "--repeat-share", "0", *FAST, log=log)
     try:
         wait_for(
-            lambda: (run_dir / "archive").is_dir() and finished_children(archive(run_dir)) >= 1, 600,
+            lambda: (run_dir / MARKER).is_file() and finished_children(archive(run_dir)) >= 1, 600,
             "a finished child", proc, log,
         )  # fmt: skip
         os.kill(proc.pid, signal.SIGKILL)  # the orchestrator alone, as a crash would
