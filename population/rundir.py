@@ -24,6 +24,8 @@ def check_run_dir(run_dir: Path, seed_source: str | None) -> bool:
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"run directory {str(run_dir)!r} is not a directory")
     if (run_dir / ".git").exists() or (run_dir / ARCHIVE).exists():
+        if _locked(run_dir):  # its creator holds it and has not written the marker yet
+            raise RunDirError(f"{str(run_dir)!r} is a run still being created; try again in a moment")
         raise RunDirError(f"{str(run_dir)!r} is not an evolve run (it has .git or archive/ but no {MARKER})")
     if seed_source is None:
         raise RunDirError(f"{str(run_dir)!r} is not a run directory (no {MARKER}) and no seed source was given")
@@ -39,6 +41,21 @@ def lock(run_dir: Path) -> int:
         os.close(fd)
         raise RunDirError(f"run directory {str(run_dir)!r} is open in another process") from None
     return fd
+
+
+def _locked(run_dir: Path) -> bool:
+    """Whether another process holds the run's lock (a shared lock can't be had while it does)."""
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # and with it the shared lock, when it was had
+    return False
 
 
 def write_atomic(path: Path, text: str) -> None:

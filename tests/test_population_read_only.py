@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pyarrow as pa
@@ -10,6 +11,7 @@ import pytest
 
 from fitness.result import RunResult
 from population import Population, PopulationConfig, RunDirError
+from population.rundir import lock
 from population.segments import SegmentLog
 
 SCHEMA = pa.schema([("n", pa.int64())])
@@ -65,6 +67,20 @@ def test_reader_of_a_directory_that_is_not_a_run_fails_without_creating_it(tmp_p
     with pytest.raises(RunDirError, match="not a run directory"):
         Population.read(tmp_path / "nothing")
     assert not (tmp_path / "nothing").exists()
+
+
+def test_reader_of_a_run_caught_mid_creation_is_told_to_try_again(tmp_path):
+    """Its creator holds the lock and has made archive/ and .git, but not yet written population.json."""
+    run_dir = tmp_path / "run"
+    (run_dir / "archive").mkdir(parents=True)
+    fd = lock(run_dir)
+    try:
+        with pytest.raises(RunDirError, match="is a run still being created; try again in a moment"):
+            Population.read(run_dir)
+    finally:
+        os.close(fd)
+    with pytest.raises(RunDirError, match="is not an evolve run"):  # nobody holds it: a directory left over
+        Population.read(run_dir)
 
 
 def test_reader_reads_a_consistent_prefix_while_the_writer_compacts(tmp_path):
