@@ -8,18 +8,15 @@ run is, how far it got, the best genome against the seed, the last evaluation an
 from __future__ import annotations
 
 import argparse
-import fcntl
 import math
-import os
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 from evolve.cli import UsageError
 from evolve.report import summarize, summary_text
 from evolve.runview import fmt_bpb, genome_stats, one_line, open_run, resolve, run_dir_arg, run_record
 from population.lineage import unified_diff
-from population.rundir import LOCK
+from population.rundir import is_live
 
 TOP = 8
 
@@ -64,21 +61,6 @@ def status(args: argparse.Namespace) -> int:
         lines.append(f"  {gid[:7]}  {row.operator:<10}  {fmt_bpb(s.val_bpb)} (n={s.count})  {row.description}"[:160])
     print("\n".join(lines))
     return 0
-
-
-def is_live(run_dir: Path) -> bool:
-    """Whether a process holds the run's lock now (a shared lock is refused while a writer has it)."""
-    try:
-        fd = os.open(run_dir / LOCK, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also drops a shared lock we got
 
 
 def _setup(record: dict) -> str:

@@ -24,7 +24,7 @@ def check_run_dir(run_dir: Path, seed_source: str | None) -> bool:
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"run directory {str(run_dir)!r} is not a directory")
     if (run_dir / ".git").exists() or (run_dir / ARCHIVE).exists():
-        if _locked(run_dir):  # its creator holds it and has not written the marker yet
+        if is_live(run_dir):  # its creator holds it and has not written the marker yet
             raise RunDirError(f"{str(run_dir)!r} is a run still being created; try again in a moment")
         raise RunDirError(f"{str(run_dir)!r} is not an evolve run (it has .git or archive/ but no {MARKER})")
     if seed_source is None:
@@ -43,19 +43,19 @@ def lock(run_dir: Path) -> int:
     return fd
 
 
-def _locked(run_dir: Path) -> bool:
-    """Whether another process holds the run's lock (a shared lock can't be had while it does)."""
+def is_live(run_dir: Path) -> bool:
+    """Whether a process holds the run's lock now (a shared lock is refused while a writer has it)."""
     try:
         fd = os.open(run_dir / LOCK, os.O_RDONLY)
     except OSError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
     except BlockingIOError:
         return True
     finally:
-        os.close(fd)  # and with it the shared lock, when it was had
-    return False
+        os.close(fd)  # also drops a shared lock we got
 
 
 def write_atomic(path: Path, text: str) -> None:
