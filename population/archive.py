@@ -136,5 +136,5 @@ class Archive:
         if self._frame is None:
             table = pa.concat_tables(self._tables).combine_chunks()
             self._tables = [table]
-            self._frame = table.to_pandas()
+            self._frame = table.to_pandas(use_threads=False)  # no Arrow thread pool (see segments._read_one)
         return self._frame.copy()

@@ -152,10 +152,11 @@ class SegmentLog:
     def _read_one(self, lo: int, hi: int, handle: BinaryIO | None = None) -> pa.Table:
         path = self._path(lo, hi)
         try:
-            # One thread: segments are small, and pyarrow's thread pool can abort the interpreter at exit
-            # after reading through a Python file object (SIGABRT, "terminate called without an active
-            # exception"; apache/arrow#34314, #50482), which turned an error exit into a crash.
-            table = pq.read_table(handle or path, schema=self._schema, use_threads=False)
+            # Read on this thread alone: pq.read_table goes through the dataset scanner, which starts Arrow's
+            # CPU and I/O thread pools whatever use_threads says, and a pool still busy with a failed read's
+            # read-ahead when the interpreter exits aborts it (SIGABRT, "terminate called without an active
+            # exception"): a one-line error exit became a crash. ParquetFile without pre-buffering starts none.
+            table = _conform(pq.ParquetFile(handle or path, pre_buffer=False).read(use_threads=False), self._schema)
         except (OSError, pa.ArrowException) as e:
             raise RunDirError(f"archive segment {str(path)!r} is unreadable: {e}") from None
         if table.num_rows != hi - lo + 1:
@@ -178,6 +179,15 @@ class SegmentLog:
 
     def _path(self, lo: int, hi: int) -> Path:
         return self._dir / f"seg-{lo:010d}-{hi:010d}.parquet"
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` with `schema`'s columns in its order: a column an older segment lacks reads as nulls."""
+    columns = [
+        table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -133,3 +133,37 @@ def test_results_tsv_marks_keep_discard_and_crash(tmp_path, seed_source):
         ["0.995000", "0.0", "discard"],
     ]
     assert lines[2].split("\t")[4] == "try 0"
+
+
+_COUNT_THREADS = """
+import os, sys
+from pathlib import Path
+import pyarrow as pa
+from population.segments import SegmentLog
+from population.errors import RunDirError
+threads = lambda: len(os.listdir("/proc/self/task"))
+before = threads()
+log = SegmentLog(Path(sys.argv[1]), pa.schema([("i", pa.int64())]), fanout=4)
+log.read().to_pandas(use_threads=False)
+try:
+    SegmentLog(Path(sys.argv[2]), pa.schema([("i", pa.int64())]), fanout=4).read()
+except RunDirError:
+    pass
+print(threads() - before)
+"""
+
+
+def test_reading_segments_good_or_corrupt_starts_no_arrow_thread_pool(tmp_path):
+    # A pool thread still busy with a failed read when the interpreter exits aborts it (SIGABRT), so an error
+    # exit of `evolve replay` became a crash; reading must not start one. A fresh process: this one may hold
+    # pools other tests started.
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for directory in (good, bad):
+        log = SegmentLog(directory, SMALL, fanout=4)
+        for i in range(6):
+            log.append([{"i": i}])
+    sorted(bad.glob("seg-*"))[-1].write_bytes(b"PAR1 this is not parquet PAR1")
+    proc = subprocess.run([sys.executable, "-c", _COUNT_THREADS, str(good), str(bad)], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0", f"reading started {proc.stdout.strip()} threads"
