@@ -37,7 +37,9 @@ def check_genome(source: str) -> str | None:
 
 def uses_prepare(tree: ast.AST) -> bool:
     """The script is autoresearch-style: it imports names from `prepare`."""
-    return any(isinstance(node, ast.ImportFrom) and node.module == "prepare" and not node.level for node in ast.walk(tree))
+    return any(
+        isinstance(node, ast.ImportFrom) and node.module == "prepare" and not node.level for node in ast.walk(tree)
+    )
 
 
 def _prepare_calls(tree: ast.AST) -> set[str]:

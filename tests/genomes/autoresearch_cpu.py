@@ -86,7 +86,9 @@ class GPT(nn.Module):
         self.wte = nn.Embedding(vocab_size, dim)
         self.blocks = nn.ModuleList([Block(dim, n_head, w) for w in windows])
         self.lm_head = nn.Linear(dim, vocab_size, bias=False)
-        freqs = torch.outer(torch.arange(MAX_SEQ_LEN).float(), 10000.0 ** -(torch.arange(0, dim // n_head, 2) / (dim // n_head)))
+        freqs = torch.outer(
+            torch.arange(MAX_SEQ_LEN).float(), 10000.0 ** -(torch.arange(0, dim // n_head, 2) / (dim // n_head))
+        )
         self.register_buffer("cos", freqs.cos()[None, :, None, :], persistent=False)
         self.register_buffer("sin", freqs.sin()[None, :, None, :], persistent=False)
         for block in self.blocks:
