@@ -20,6 +20,7 @@ untimed steps cover. The export always traces the uncompiled module.
 from __future__ import annotations
 
 import sys
+
 import torch
 
 from fitness import autoresearch_compat, harness, tokenizer
