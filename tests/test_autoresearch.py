@@ -81,21 +81,14 @@ def scorer():
 
 
 @pytest.mark.slow
-def test_autoresearch_genome_trains_and_is_scored_by_the_harness(steady, scorer):
+def test_autoresearch_genome_is_stopped_at_the_harness_budget_and_scored_as_it_stands(steady, scorer):
+    """The script's own clock (TIME_BUDGET, 60 s here) never runs out: the harness's 40 batches end it."""
     result = run(GENOME.read_text(), steady, seed=0, config=CONFIG, scorer=scorer)
     assert result.status == "ok", result.reason
     assert math.isfinite(result.val_bpb) and result.val_bpb < math.log2(steady.vocab_size)
-    assert result.num_steps > 0 and result.num_params > 0
-    assert "kernels: fallback flash_attn_func" in result.log_tail
-
-
-@pytest.mark.slow
-def test_script_that_would_train_forever_is_stopped_at_the_budget_and_scored(steady, scorer):
-    forever = GENOME.read_text().replace(STOP_RULE, "")
-    result = run(forever, steady, seed=0, config=CONFIG, scorer=scorer)
-    assert result.status == "ok", result.reason
-    assert math.isfinite(result.val_bpb)
-    assert "training budget is spent; scoring `model` as it stands" in result.log_tail
+    assert result.tokens == steady.budget_tokens and result.num_params > 0, (result.tokens, result.num_params)
+    assert "kernels: fallback flash_attn_func" in result.log_tail, result.log_tail
+    assert "training budget is spent; scoring `model` as it stands" in result.log_tail, result.log_tail
     assert "val_bpb:" not in result.log_tail  # the script was ended before its summary
 
 
