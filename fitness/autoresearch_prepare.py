@@ -14,7 +14,8 @@ budget is spent the train loader stops serving: the script's global `model` is h
 (the compiled wrapper unwrapped) and the script is ended there, its summary unprinted. Compilation: on
 CPU, torch.compile becomes a passthrough once this module is imported (inductor would need a C++
 toolchain and spend the budget compiling); on CUDA it stays, and its warm-up is what the profile's
-untimed steps cover. The export always traces the uncompiled module.
+untimed steps cover. The export always traces the uncompiled module, inside autocast when the model
+trains under it (see _for_export).
 """
 
 from __future__ import annotations
@@ -98,16 +99,37 @@ def _budget_spent() -> None:
         print("prepare: the harness's budget is spent and train.py has no global `model` to score")
         raise SystemExit(1)
     print("prepare: the harness's training budget is spent; scoring `model` as it stands; train.py ends here")
-    harness.submit(_uncompiled(model))
+    harness.submit(_for_export(model))
     raise SystemExit(0)
 
 
 def evaluate_bpb(model, tokenizer, batch_size) -> float:
     """Hands `model` to the harness's scorer; returns nan, which nothing will take for a score."""
-    harness.submit(_uncompiled(model))
+    harness.submit(_for_export(model))
     print("evaluate_bpb: model handed to the harness; the recorded val_bpb is its scorer's, not this line's")
     return float("nan")
 
 
-def _uncompiled(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "_orig_mod", model)
+def _for_export(model: torch.nn.Module) -> torch.nn.Module:
+    """The uncompiled model, inside autocast when it trains under autocast: when the caller is in an
+    autocast region (evaluate_bpb in autoresearch's `with autocast_ctx:`), or when its weights mix float32
+    with a 16-bit type (bf16 embeddings), which only run together under autocast. The region must be
+    inside the exported forward: an export merely run under autocast records no casts."""
+    model = getattr(model, "_orig_mod", model)
+    kind = harness.device.type
+    if torch.is_autocast_enabled(kind):
+        return _Autocast(model, kind, torch.get_autocast_dtype(kind))
+    low = {p.dtype for p in model.parameters()} & {torch.bfloat16, torch.float16}
+    if low and any(p.dtype == torch.float32 for p in model.parameters()):
+        return _Autocast(model, kind, low.pop())
+    return model
+
+
+class _Autocast(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, device_type: str, dtype: torch.dtype):
+        super().__init__()
+        self.model, self.device_type, self.dtype = model, device_type, dtype
+
+    def forward(self, idx):
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            return self.model(idx).float()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from pathlib import Path
 
@@ -92,9 +93,59 @@ def test_autoresearch_genome_is_stopped_at_the_harness_budget_and_scored_as_it_s
     assert "val_bpb:" not in result.log_tail  # the script was ended before its summary
 
 
+@pytest.fixture
+def prepare_module(monkeypatch):
+    """fitness/autoresearch_prepare.py loaded in this process (harness not started), torch.compile kept."""
+    monkeypatch.setattr(torch, "compile", torch.compile)
+    return importlib.import_module("fitness.autoresearch_prepare")
+
+
+class _MixedPrecision(torch.nn.Module):
+    """bf16 embeddings and a float32 head, as autoresearch casts them: runs only under autocast."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(32, 16).to(torch.bfloat16)
+        self.head = torch.nn.Linear(16, 32)
+
+    def forward(self, idx):
+        return self.head(self.embed(idx))
+
+
+def test_mixed_precision_model_is_exported_with_its_autocast_inside_the_graph(prepare_module):
+    model, idx = _MixedPrecision(), torch.randint(0, 32, (2, 8))
+    with pytest.raises(RuntimeError):
+        model(idx)  # what the scorer would hit with the plain graph
+    wrapped = prepare_module._for_export(model)
+    with torch.no_grad():
+        program = torch.export.export(wrapped, (idx,), strict=False)
+    safeload.check_graph(program.graph_module)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = model(idx).float()
+    torch.testing.assert_close(program.module()(idx), expected)
+
+
+def test_float32_model_is_exported_as_it_is(prepare_module):
+    model = torch.nn.Linear(4, 4)
+    assert prepare_module._for_export(model) is model
+    assert prepare_module._for_export(torch.compile(model)) is model
+
+
 @pytest.mark.slow
 def test_script_that_stops_itself_is_scored_through_evaluate_bpb_which_returns_nan(steady, scorer):
+    """...with bf16 embeddings and autocast around its forwards and evaluate_bpb, as autoresearch has them."""
     early = GENOME.read_text().replace(STOP_RULE, "    if step >= 3:\n        break\n")
+    early = early.replace("num_params = ", "model.wte.to(dtype=torch.bfloat16)\nnum_params = ", 1)
+    early = early.replace(
+        "        loss = model(x, y)\n",
+        "        with torch.autocast('cpu', dtype=torch.bfloat16):\n            loss = model(x, y)\n",
+    )
+    early = early.replace(
+        "val_bpb = evaluate_bpb(", "with torch.autocast('cpu', dtype=torch.bfloat16):\n    val_bpb = evaluate_bpb("
+    )
+    early = early.replace(
+        "with torch.no_grad():\n    idx", "with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):\n    idx"
+    )
     result = run(early, steady, seed=0, config=CONFIG, scorer=scorer)
     assert result.status == "ok", result.reason
     assert math.isfinite(result.val_bpb)
