@@ -79,10 +79,10 @@ def get_kernel(repo_id: str, *args, **kwargs) -> SimpleNamespace:
 
 
 def _cached_kernel(repo_id: str, *args, **kwargs):
+    os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub reads it: the local cache only, no downloads
     package = _real_package()
     if package is None:
         return None, "the kernels package is not installed"
-    os.environ["HF_HUB_OFFLINE"] = "1"  # the local cache only; the sandbox has no network anyway
     try:
         return package.get_kernel(repo_id, *args, **kwargs).flash_attn_interface, ""
     except _UNAVAILABLE as e:
