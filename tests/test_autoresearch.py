@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,46 @@ def test_model_using_the_kernels_stand_in_exports_to_a_graph_the_scorer_accepts(
     with torch.no_grad():
         program = torch.export.export(_WindowedAttention(kernel), (torch.zeros(2, 12, dtype=torch.long),), strict=False)
     safeload.check_graph(program.graph_module)
+
+
+FAKE_KERNELS = """
+from types import SimpleNamespace
+
+def get_kernel(repo_id):
+    if repo_id != "cached/flash":
+        raise FileNotFoundError(f"{repo_id} is not in the local cache")
+    return SimpleNamespace(flash_attn_interface=SimpleNamespace(flash_attn_func=None))
+"""
+
+
+@pytest.fixture
+def installed_kernels(tmp_path, monkeypatch):
+    """A stand-in for the real `kernels` package on sys.path: it has "cached/flash" and nothing else."""
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels" / "__init__.py").write_text(FAKE_KERNELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "kernels", kernels_fallback)  # as fitness.autoresearch_compat has it
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+
+
+def test_installed_kernels_package_is_used_for_a_cached_kernel_but_never_for_export_or_cpu(installed_kernels, capsys):
+    kernel = kernels_fallback.get_kernel("cached/flash").flash_attn_interface
+    assert capsys.readouterr().out.startswith("kernels: cached/flash from the local cache")
+    assert kernel.real is not None and os.environ["HF_HUB_OFFLINE"] == "1"
+    assert sys.modules["kernels"] is kernels_fallback  # the real package stood in only while it loaded
+    q = torch.randn(1, 4, 2, 8)
+    expected = kernels_fallback.flash_attn_func(q, q, q, causal=True)
+    torch.testing.assert_close(kernel.flash_attn_func(q, q, q, causal=True), expected)  # CPU: the fallback
+
+
+def test_kernel_missing_from_the_local_cache_falls_back_and_says_why(installed_kernels, capsys):
+    kernel = kernels_fallback.get_kernel("varunneal/flash-attention-3").flash_attn_interface
+    assert kernel.real is None
+    line = capsys.readouterr().out.strip()
+    assert line == (
+        "kernels: fallback flash_attn_func on scaled_dot_product_attention "
+        "(varunneal/flash-attention-3 is not usable from the local cache: FileNotFoundError)"
+    )
 
 
 def test_contract_accepts_an_autoresearch_script_and_names_what_it_misses():
