@@ -85,6 +85,27 @@ def test_import_brings_kept_commits_in_as_imported_ancestors_of_the_seed(tmp_pat
         assert pop.unevaluated() == [] and len(pop.archive()) == 0  # nothing imported is trained or scored
 
 
+@pytest.mark.slow
+def test_imported_run_evolves_from_the_last_kept_commit_without_training_its_ancestors(tmp_path):
+    checkout, _ = autoresearch_checkout(tmp_path / "autoresearch")
+    run_dir = tmp_path / "run"
+    assert evolve_run("import-autoresearch", str(checkout), "--run-dir", str(run_dir), timeout=120).returncode == 0
+    result = evolve_run(
+        "--population", "2", "--generations", "1", "--mutators", "offline", "--run-dir", str(run_dir),
+        "--repeat-share", "0", *FAST,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert_clean(result)
+    frame = archive(run_dir)
+    with Population.read(run_dir) as pop:
+        seed = pop.seed().id
+        imported = {pop.seed().parents[0], pop.genome(pop.seed().parents[0]).parents[0]}
+    assert set(frame.genome_id[frame.kind == "noise"]) == {seed}
+    assert not imported & set(frame.genome_id)  # ancestors keep autoresearch's figures, never ours
+    children = frame[frame.kind == "child"]
+    assert len(children) == 2 and not frame.status.isin(TROUBLE).any(), frame[["status", "reason"]]
+
+
 def test_import_refuses_a_directory_without_an_autoresearch_log(tmp_path):
     (tmp_path / "results.tsv").write_text("a\tb\n1\t2\n")
     result = evolve_run("import-autoresearch", str(tmp_path), "--run-dir", str(tmp_path / "run"), timeout=120)
