@@ -15,8 +15,12 @@ that can't download it). The plays' validation split is smaller than the profile
 tokens, so every whole validation row is scored instead; and with ~1M training tokens, 300 s goes through
 them hundreds of times, so that val_bpb measures memorisation, not the seed project's setting.
 
+`--genome PATH` benches another train.py instead of the seed, e.g. autoresearch's own, which runs
+unmodified (its `prepare` and `kernels` are the harness's stand-ins; results go to h100-<name>.json).
+
     python -m benchmarks.h100                          # climbmix (python -m evolve prepare --profile h100)
     python -m benchmarks.h100 --dataset shakespeare --out /tmp/h100
+    python -m benchmarks.h100 --genome ~/autoresearch/train.py
 """
 
 from __future__ import annotations
@@ -52,8 +56,17 @@ def knob(source: str, name: str, profile: str):
     raise KeyError(f"the genome has no knob {name}")
 
 
+def model_width(source: str, profile: Profile) -> int:
+    """MODEL_DIM, or autoresearch's DEPTH * ASPECT_RATIO rounded up to a multiple of HEAD_DIM."""
+    try:
+        return knob(source, "MODEL_DIM", profile.name)
+    except KeyError:
+        head = knob(source, "HEAD_DIM", profile.name)
+        return -(-knob(source, "DEPTH", profile.name) * knob(source, "ASPECT_RATIO", profile.name) // head) * head
+
+
 def flops_per_token(source: str, profile: Profile, num_params: int) -> int:
-    depth, width = knob(source, "DEPTH", profile.name), knob(source, "MODEL_DIM", profile.name)
+    depth, width = knob(source, "DEPTH", profile.name), model_width(source, profile)
     matrix_params = num_params - profile.vocab_size * width  # all but the input embedding
     return 6 * matrix_params + 12 * depth * width * profile.seq_len
 
@@ -102,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dataset", choices=("climbmix", "shakespeare"), default="climbmix")
     parser.add_argument("--budget", type=float, help="training seconds (default: the profile's 300)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--genome", type=Path, default=SEED, help="the train.py to bench (default: the seed)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     import torch
@@ -110,14 +124,16 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("h100: needs a CUDA GPU and torch sees none here")
     profile = profiles.load("h100")
     profile = on_dataset(profile.with_budget(args.budget) if args.budget else profile, args.dataset)
-    source = SEED.read_text()
+    source = args.genome.read_text()
     measured = bench(profile, source, args.seed)
     report = {"benchmark": "h100", "machine": machine(), "commit": commit(), "profile": profile.to_dict()}
     report["torch"] = {"version": torch.__version__, "cuda": torch.version.cuda}
     report |= {"sandbox": sandbox.bwrap_path() is not None, "target_overhead_share": BUDGET_SHARE_TARGET}
     report |= measured
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "h100.json").write_text(json.dumps(report, indent=2) + "\n")
+    name = "h100.json" if args.genome == SEED else f"h100-{args.genome.parent.name or args.genome.stem}.json"
+    report["genome"] = str(args.genome)
+    (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
     print_summary(report)
     return report
 

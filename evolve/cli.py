@@ -103,7 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--vocab", type=int, help="vocabulary size including BOS")
     prepare.add_argument("--num-shards", type=int, help="climbmix training shards to download")
     add_inspection_commands(commands)
+    add_autoresearch_commands(commands)
     return parser
+
+
+def add_autoresearch_commands(commands) -> None:
+    """import-autoresearch and export-autoresearch: to and from an autoresearch checkout."""
+    imports = commands.add_parser("import-autoresearch", help="a new run seeded from an autoresearch checkout")
+    imports.set_defaults(handler="evolve.autoresearch:main")
+    imports.add_argument("dir", help="the autoresearch git checkout (with results.tsv)")
+    imports.add_argument("--run-dir", type=Path, required=True, help="the new run directory")
+    exports = commands.add_parser("export-autoresearch", help="a genome as a train.py for autoresearch")
+    exports.set_defaults(handler="evolve.autoresearch_export:main")
+    exports.add_argument("genome", help="a genome id or unique prefix, `best` or `seed`")
+    exports.add_argument("--run-dir", required=True, help="the run directory")
+    exports.add_argument("--out", help="write here (default: stdout)")
 
 
 def add_inspection_commands(commands) -> None:

@@ -20,7 +20,7 @@ import sys
 import time
 import traceback
 
-from fitness import confine
+from fitness import autoresearch_compat, confine
 
 PROCESS_STARTED = time.perf_counter()
 
@@ -50,6 +50,7 @@ def main(spec_path: str, device: str) -> int:
     harness.start(spec)
     harness._session.phases["data"] = time.perf_counter() - went
     sys.modules["harness"] = harness
+    autoresearch_compat.install(spec)  # autoresearch scripts: `prepare` and `kernels` (loaded only if imported)
     sys.argv = ["train.py"]
     confine.enter(spec)  # last: from here on only the genome's code runs
     return run_genome(harness._session, os.path.join(spec["sandbox"], "train.py"))

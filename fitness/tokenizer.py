@@ -43,7 +43,11 @@ def save(path: Path, pattern: str, ranks: dict[bytes, int]) -> None:
 
 
 def load(path: Path) -> tiktoken.Encoding:
-    state = pickle.loads(path.read_bytes())  # our own cache file, written by save()
+    return loads(path.read_bytes())
+
+
+def loads(data: bytes) -> tiktoken.Encoding:
+    state = pickle.loads(data)  # our own cache file, written by save()
     return make_encoding(state["pattern"], state["ranks"])
 
 

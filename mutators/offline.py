@@ -1,8 +1,10 @@
 """Hyperparameter mutation: perturb the genome's UPPER_CASE numeric knobs, without any network.
 
 A knob is a module-level `NAME = <number>` or `NAME = {"h100": .., "cpu": ..}[PROFILE]`; for the
-latter only the current profile's entry is a knob. The new value is written over just the old
-literal's characters, so comments and formatting survive. Pure: randomness comes from the caller.
+latter only the current profile's entry is a knob. autoresearch's forms count too: each number of a
+tuple (`ADAM_BETAS = (0.8, 0.95)` is ADAM_BETAS[0] and ADAM_BETAS[1]) and a power of two written
+`2**19`, which stays one and keeps that spelling. The new value is written over just the old literal's
+characters, so comments and formatting survive. Pure: randomness comes from the caller.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Knob:
     line: int  # 1-based
     col: int  # UTF-8 byte offsets of the literal within its line, as ast reports them
     end_col: int
+    power: bool = False  # written as 2**n
 
     @property
     def base_name(self) -> str:
@@ -40,16 +43,18 @@ def find_knobs(source: str, profile: str) -> list[Knob]:
     for node in parse(source).body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             continue
-        name = node.targets[0].id
-        literal, label = _literal(node.value, profile)
-        if _UPPER.match(name) and literal is not None:
-            knobs.append(Knob(name + label, literal.value, literal.lineno, literal.col_offset, literal.end_col_offset))
+        if _UPPER.match(node.targets[0].id):
+            knobs.extend(_knobs_of(node.targets[0].id, node.value, profile))
     return knobs
 
 
-def _literal(value: ast.expr, profile: str) -> tuple[ast.Constant | None, str]:
+def _knobs_of(name: str, value: ast.expr, profile: str) -> list[Knob]:
     if _is_number(value):
-        return value, ""
+        return [_knob(name, value, value.value)]
+    if _is_power_of_two(value):
+        return [_knob(name, value, 2**value.right.value, power=True)]
+    if isinstance(value, ast.Tuple):
+        return [_knob(f"{name}[{i}]", entry, entry.value) for i, entry in enumerate(value.elts) if _is_number(entry)]
     if (
         isinstance(value, ast.Subscript)
         and isinstance(value.value, ast.Dict)
@@ -58,8 +63,25 @@ def _literal(value: ast.expr, profile: str) -> tuple[ast.Constant | None, str]:
     ):
         for key, entry in zip(value.value.keys, value.value.values, strict=True):
             if isinstance(key, ast.Constant) and key.value == profile and _is_number(entry):
-                return entry, f"[{profile}]"
-    return None, ""
+                return [_knob(f"{name}[{profile}]", entry, entry.value)]
+    return []
+
+
+def _knob(name: str, node: ast.expr, value: int | float, power: bool = False) -> Knob:
+    return Knob(name, value, node.lineno, node.col_offset, node.end_col_offset, power)
+
+
+def _is_power_of_two(node: ast.expr) -> bool:
+    """`2**n` for a literal n >= 1, on one line."""
+    return (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Pow)
+        and isinstance(node.left, ast.Constant)
+        and node.left.value == 2
+        and _is_number(node.right)
+        and isinstance(node.right.value, int)
+        and node.lineno == node.end_lineno
+    )
 
 
 def _is_number(node: ast.expr) -> bool:
@@ -93,8 +115,10 @@ def _round(value: float) -> float:
     return float(f"{value:.3g}")
 
 
-def render(value: int | float) -> str:
-    """Python source for `value`; repr keeps floats looking like floats (15.0, 1e-05)."""
+def render(value: int | float, power: bool = False) -> str:
+    """Python source for `value`; repr keeps floats looking like floats (15.0, 1e-05); `power` writes 2**n."""
+    if power and isinstance(value, int) and value > 1 and value & (value - 1) == 0:
+        return f"2**{value.bit_length() - 1}"
     return repr(value)
 
 
@@ -103,7 +127,7 @@ def rewrite(source: str, changes: list[tuple[Knob, int | float]]) -> str:
     lines = source.splitlines(keepends=True)
     for knob, new in sorted(changes, key=lambda c: (c[0].line, c[0].col), reverse=True):
         raw = lines[knob.line - 1].encode()
-        lines[knob.line - 1] = (raw[: knob.col] + render(new).encode() + raw[knob.end_col :]).decode()
+        lines[knob.line - 1] = (raw[: knob.col] + render(new, knob.power).encode() + raw[knob.end_col :]).decode()
     return "".join(lines)
 
 
@@ -147,7 +171,7 @@ def hyperparam(parent: ParentInfo, profile: str, rng: random.Random, is_duplicat
         source = rewrite(parent.source, changes)
         verdict = ("invalid", problem) if problem else vet(source, [parent.source], is_duplicate)
         if verdict is None:
-            lines = tuple(f"{k.name} {render(k.value)} -> {render(new)}" for k, new in changes)
+            lines = tuple(f"{k.name} {render(k.value, k.power)} -> {render(new, k.power)}" for k, new in changes)
             return Proposal(
                 "ok", "hyperparam", draft=Draft(source, ", ".join(lines), "hyperparam", (parent.id,), lines)
             )

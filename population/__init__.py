@@ -5,6 +5,8 @@ it takes the same constructor arguments: run_dir: str, seed_source, config):
 
     pop = Population.open(run_dir, seed_source, PopulationConfig(...))  # create, or resume (seed may be None)
     view = Population.read(run_dir, config=None)  # read-only snapshot of a run, live or finished: no lock
+    Population(run_dir, seed_source, config, ancestors=(ImportedGenome, ...))  # a new run whose seed has an
+        # imported history: committed as its ancestors (operator "imported"), never trained or scored here
     genome, is_new = pop.add(source, parents, operator, description, generation, meta=None, created=None)
         # is_new False: an identical source exists (that genome is returned, nothing is committed);
         # InvalidGenome: the source breaks the genome contract; parents may be id prefixes
@@ -20,7 +22,7 @@ it takes the same constructor arguments: run_dir: str, seed_source, config):
 
 from population.errors import AmbiguousGenome, GenomeIdError, InvalidGenome, RunDirError, UnknownGenome
 from population.lineage import Lineage, LineageStep
-from population.messages import Fitness, Genome, PopulationConfig
+from population.messages import Fitness, Genome, ImportedGenome, PopulationConfig
 from population.population import Population
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "Fitness",
     "Genome",
     "GenomeIdError",
+    "ImportedGenome",
     "InvalidGenome",
     "Lineage",
     "LineageStep",

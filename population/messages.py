@@ -26,6 +26,17 @@ class Genome:
 
 
 @dataclass(frozen=True)
+class ImportedGenome:
+    """A genome from another tool's history (an autoresearch kept commit): an ancestor of a new run's seed,
+    committed with operator "imported" and never trained here; `meta` keeps what that tool measured."""
+
+    source: str
+    description: str
+    created: str  # ISO timestamp
+    meta: dict = dataclasses.field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class Fitness:
     """A genome's val_bpb over all its ok evaluations (lower is better); count 0 means never ok."""
 

@@ -28,12 +28,13 @@ from population.archive import Archive, make_row, ok_value
 from population.errors import InvalidGenome, RunDirError
 from population.export import results_tsv
 from population.lineage import Lineage, build_lineage, merge_base
-from population.messages import Fitness, Genome, PopulationConfig
+from population.messages import Fitness, Genome, ImportedGenome, PopulationConfig
 from population.rundir import ARCHIVE, MARKER, check_run_dir, lock, write_atomic
 from population.standings import Standings
 from population.store import GenomeStore
 
 log = logging.getLogger(__name__)
+IMPORTED = "imported"  # the operator of a genome brought in from another tool's history
 
 
 class Population:
@@ -45,6 +46,7 @@ class Population:
         seed_source: str | None = None,
         config: PopulationConfig | None = None,
         read_only: bool = False,
+        ancestors: tuple[ImportedGenome, ...] = (),  # a new run only: the seed's imported history, oldest first
     ):
         self.run_dir = Path(run_dir)
         self.config = config or PopulationConfig()
@@ -70,7 +72,7 @@ class Population:
             self._archive = Archive(self.run_dir / ARCHIVE, read_only=read_only)
             self._store = GenomeStore.create(self.run_dir) if fresh else GenomeStore.load(self.run_dir)
             undo.callback(self._store.close)
-            self._seed_id = self._create(seed_source) if fresh else self._read_marker(seed_source)
+            self._seed_id = self._create(seed_source, ancestors) if fresh else self._read_marker(seed_source)
             self._standings = Standings(self._seed_id, self.config.confirm_repeats)
             self._replay()
             undo.pop_all()
@@ -180,6 +182,7 @@ class Population:
         """Committed genomes (the seed aside) with no finished evaluation: children in flight when a run
         stopped, or interrupted by it. A resumed run trains these first."""
         ids = [g for g in self._store.order() if g != self._seed_id and g not in self._evaluated]
+        ids = [g for g in ids if self._store.operator_of(g) != IMPORTED]  # never trained here
         return [self._store.get(g) for g in ids]
 
     def export_results_tsv(self, path: str | Path) -> Path:
@@ -232,12 +235,18 @@ class Population:
         }
 
     # --- internals -----------------------------------------------------------------------------
-    def _create(self, seed_source: str) -> str:
+    def _create(self, seed_source: str, ancestors: tuple[ImportedGenome, ...]) -> str:
         reason = check_genome(seed_source)
         if reason is not None:
             raise InvalidGenome(f"invalid seed genome: {reason}")
+        parents: tuple[str, ...] = ()
+        for old in ancestors:
+            imported = self._store.commit(
+                old.source, parents, IMPORTED, old.description, generation=0, created=old.created, meta=old.meta
+            )
+            parents = (imported.id,)
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        seed = self._store.commit(seed_source, (), "seed", "seed genome", generation=0, created=stamp, meta={})
+        seed = self._store.commit(seed_source, parents, "seed", "seed genome", generation=0, created=stamp, meta={})
         self._store.set_best(seed.id)
         write_atomic(self.run_dir / MARKER, json.dumps({"format": 1, "seed": seed.id}) + "\n")
         log.info("created run %s with seed %s", self.run_dir, seed.short_id)

@@ -135,6 +135,9 @@ class GenomeStore:
     def parents_of(self, genome_id: str) -> tuple[str, ...]:
         return self._headers[genome_id].parents
 
+    def operator_of(self, genome_id: str) -> str:
+        return self._headers[genome_id].operator
+
     def get(self, id_or_prefix: str) -> Genome:
         gid = self.resolve(id_or_prefix)
         h = self._headers[gid]

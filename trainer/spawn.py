@@ -205,10 +205,11 @@ def _make_box(
     inputs = {
         cache.tokens_path("train"): inside / "data" / "train.bin",
         cache.rows_path("train", profile.seq_len): inside / "data" / "train_rows.npy",
+        cache.tokenizer_path: inside / "data" / "tokenizer.pkl",  # trained on the train split only
     }
-    tokens, rows = inputs.values() if isolated else inputs  # inside paths, or the cache's own
+    tokens, rows, encoding = inputs.values() if isolated else inputs  # inside paths, or the cache's own
     spec = dict(profile=profile.to_dict(), device=config.device, threads=config.threads)
-    spec.update(sandbox=str(inside), train_tokens=str(tokens), train_rows=str(rows))
+    spec.update(sandbox=str(inside), train_tokens=str(tokens), train_rows=str(rows), tokenizer=str(encoding))
     spec["confine"] = dict(uid=uid, max_processes=sandbox.MAX_PROCESSES if isolated else None)
     return inputs, results, spec
 
