@@ -82,7 +82,7 @@ class ScorerProcess:
         if reply is None:
             self.close()
             return {"status": "invalid", "reason": "the scorer process died while scoring this model"}
-        problem = _mismatch(reply, nonce, sha256)
+        problem = mismatch(reply, nonce, sha256)
         if problem:
             self.close()
             return {"status": "invalid", "reason": f"the scorer's reply was not for this model ({problem})"}
@@ -123,7 +123,7 @@ class ScorerProcess:
         self.proc, self.pending_warm, self.warmed = None, [], set()
 
 
-def _mismatch(reply: dict, nonce: str, sha256: str | None) -> str:
+def mismatch(reply: dict, nonce: str, sha256: str | None) -> str:
     """What binds `reply` to another request or other bytes, or "" when nothing does."""
     if reply.get("nonce") != nonce:
         return "nonce differs"
