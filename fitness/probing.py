@@ -16,6 +16,7 @@ tell them apart: safeload restores its state after each one and refuses random o
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +30,12 @@ from fitness.scoring import (
     gap,
     nats_and_bytes,
 )
+
+
+@dataclass(frozen=True)
+class Scores:
+    bpb: dict[str, float]  # bits per byte of each split
+    seconds: dict[str, float]  # wall seconds in scored batches ("eval") and in probes ("probe"), with checks
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ def score(
     batch_size: int,
     count: int,
     seed: int | None = None,
-) -> dict[str, float]:
+) -> Scores:
     """Bits per byte of each split's rows [N, T+1] (inputs row[:-1], targets row[1:]), probes hidden among
     the forwards; drawn from `seed`, or from the OS when None, so that a graph cannot know what is checked."""
     if batch_size < 2:
@@ -146,10 +153,12 @@ def judge(probe: Probe, base: torch.Tensor, logits: torch.Tensor) -> None:
 
 def run(
     forward: Forward, work: list[Batch], probes: list[Probe], token_bytes: torch.Tensor, generator: torch.Generator
-) -> dict[str, float]:
+) -> Scores:
     """Run every forward in a random order: bits per byte of each split, once every probe has passed."""
     ledger = _Ledger(work, probes, token_bytes)
+    seconds = {"eval": 0.0, "probe": 0.0}
     for kind, i in schedule(len(work), probes, generator):
+        started = time.perf_counter()
         x = work[i].x if kind == "batch" else probes[i].x
         logits = forward(x)
         check_logits(logits, x.size(0), x.size(1), token_bytes.numel())
@@ -157,7 +166,9 @@ def run(
             ledger.batch(i, logits)
         else:
             ledger.probe(i, logits)
-    return {split: bits_per_byte(nats, nbytes) for split, (nats, nbytes) in ledger.totals.items()}
+        seconds["eval" if kind == "batch" else "probe"] += time.perf_counter() - started
+    bpb = {split: bits_per_byte(nats, nbytes) for split, (nats, nbytes) in ledger.totals.items()}
+    return Scores(bpb, seconds)
 
 
 class _Ledger:

@@ -115,19 +115,21 @@ def score(request: dict) -> dict:
         forward = _metered(loaded, prof, [len(val), len(test)], device)
         t2 = time.perf_counter()
         splits = {"val": val.to(device), "test": test.to(device)}
-        bpb = probing.score(forward, splits, token_bytes.to(device), prof.eval_batch_size, prof.causality_probes)
+        scores = probing.score(forward, splits, token_bytes.to(device), prof.eval_batch_size, prof.causality_probes)
         t3 = time.perf_counter()
     except scoring.ContractError as e:
         return {**reply, "status": e.status, "reason": str(e), "seconds": time.perf_counter() - t0}
     except MODEL_ERRORS as e:
         reason = f"model failed while scored: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         return {**reply, "status": "invalid", "reason": reason, "seconds": time.perf_counter() - t0}
-    phases = {"load": t1 - t0, "budget": t2 - t1, "eval": t3 - t2}  # eval: scoring and probe forwards, mixed
+    # probe: the probe forwards and their comparisons, interleaved with the scored batches (eval)
+    phases = {"load": t1 - t0, "budget": t2 - t1, **scores.seconds}
+    phases["eval"] += max(0.0, t3 - t2 - sum(scores.seconds.values()))
     return dict(
         reply,
         status="ok",
-        val_bpb=bpb["val"],
-        test_bpb=bpb["test"],
+        val_bpb=scores.bpb["val"],
+        test_bpb=scores.bpb["test"],
         num_params=loaded.num_params,
         seconds=t3 - t0,
         phases=phases,

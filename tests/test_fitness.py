@@ -68,7 +68,7 @@ def probe(forward, x: torch.Tensor, seed: int | None = None, batch_size: int | N
     token_bytes[-1] = 0
     batch_size = batch_size or x.size(0)
     with torch.no_grad():
-        return probing.score(forward, {"val": rows}, token_bytes, batch_size, count=3, seed=seed)["val"]
+        return probing.score(forward, {"val": rows}, token_bytes, batch_size, count=3, seed=seed).bpb["val"]
 
 
 def test_scoring_pads_partial_batches_and_normalises_logits():
@@ -76,7 +76,7 @@ def test_scoring_pads_partial_batches_and_normalises_logits():
     token_bytes = torch.tensor([1, 1, 1, 1, 0])
     rows = torch.randint(0, 4, (3, seq + 1))
     shifted = lambda x: torch.zeros(x.size(0), x.size(1), vocab) + 7.0  # uniform after log_softmax
-    bpb = probing.score(shifted, {"val": rows, "test": rows}, token_bytes, batch_size=2, count=3)
+    bpb = probing.score(shifted, {"val": rows, "test": rows}, token_bytes, batch_size=2, count=3).bpb
     assert bpb["val"] == pytest.approx(math.log2(vocab)) and bpb["test"] == pytest.approx(math.log2(vocab))
 
 
