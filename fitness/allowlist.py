@@ -36,7 +36,7 @@ rad2deg fill zero special_erf special_expit special_xlogy
 _REDUCTIONS = """
 sum nansum mean nanmean prod amax amin max min aminmax argmax argmin std var var_mean std_mean norm
 linalg_vector_norm frobenius_norm logsumexp cumsum cumprod cummax cummin logcumsumexp all any count_nonzero
-softmax _softmax log_softmax _log_softmax _safe_softmax sort topk kthvalue median nanmedian msort argsort
+softmax _softmax log_softmax _log_softmax _safe_softmax sort topk kthvalue median nanmedian msort argsort diff
 """
 _MATMULS = """
 mm bmm addmm addmv addbmm baddbmm mv matmul linear dot vdot outer einsum _addmm_activation convolution
@@ -67,7 +67,7 @@ zeros ones full arange linspace logspace eye scalar_tensor zeros_like ones_like 
 new_full tril_indices triu_indices
 """
 _SCALARS = """
-_local_scalar_dense sym_size sym_stride sym_numel sym_storage_offset _assert_scalar _assert_async
+_local_scalar_dense item sym_size sym_stride sym_numel sym_storage_offset _assert_scalar _assert_async
 sym_constrain_range sym_constrain_range_for_size
 """
 ATEN = frozenset(
@@ -93,6 +93,8 @@ IN_PLACE = frozenset(_ELEMENTWISE.split()) | {
     "addbmm",
     "addmv",
 }
+# Dropout is the identity when its `train` argument is False, as an eval-mode nn.Dropout exports.
+DROPOUT = frozenset({"dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout", "native_dropout"})
 CONTROL_FLOW = frozenset({"cond", "scan", "map_impl", "wrap_with_set_grad_enabled", "wrap_with_autocast"})
 _SHAPE_MODULES = {"_operator", "math"}  # getitem on tuples, SymInt arithmetic
 
@@ -113,6 +115,8 @@ def refused(node: torch.fx.Node) -> str | None:
 def _refused_aten(target: torch._ops.OpOverload, node: torch.fx.Node) -> str | None:
     name = f"{target.namespace}.{target._opname}"
     in_place = target._opname.endswith("_") and target._opname.removesuffix("_") in IN_PLACE
+    if target.namespace == "aten" and target._opname in DROPOUT:
+        return None if _argument(target, node, "train", True) is False else f"{name} in training mode (random)"
     if target.namespace != "aten" or not (target._opname in ATEN or in_place):
         return name
     dropout = _dropout_p(target, node)
@@ -123,9 +127,14 @@ def _refused_aten(target: torch._ops.OpOverload, node: torch.fx.Node) -> str | N
 
 def _dropout_p(target: torch._ops.OpOverload, node: torch.fx.Node) -> float:
     """Attention's own dropout draws random numbers: allowed only at 0 (any operator with a dropout_p)."""
-    names = [argument.name for argument in target._schema.arguments]
-    if "dropout_p" not in names:
-        return 0.0
-    index = names.index("dropout_p")
-    value = node.kwargs.get("dropout_p", node.args[index] if len(node.args) > index else 0.0)
+    value = _argument(target, node, "dropout_p", 0.0)
     return float(value) if isinstance(value, (int, float)) else 1.0
+
+
+def _argument(target: torch._ops.OpOverload, node: torch.fx.Node, name: str, default: object) -> object:
+    """The value a node passes for the argument `name` of its operator's schema (`default` if it has none)."""
+    names = [argument.name for argument in target._schema.arguments]
+    if name not in names:
+        return default
+    index = names.index(name)
+    return node.kwargs.get(name, node.args[index] if len(node.args) > index else default)

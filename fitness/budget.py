@@ -143,8 +143,9 @@ def reference_shape(weights: int, vocab: int) -> tuple[int, int, int]:
 
 
 @functools.cache
-def reference_seconds(weights_bucket: int, batch: int, length: int, vocab: int, device: str) -> float:
-    """Clock seconds of one forward of the reference (the fastest of three after a first one)."""
+def reference_seconds(weights_bucket: int, batch: int, length: int, vocab: int, device: str, threads: int) -> float:
+    """Clock seconds of one forward of the reference (the faster of two after a first one), measured once
+    per process for each shape and thread count (`threads`: torch's, which the measurement runs with)."""
     depth, width, heads = reference_shape(weights_bucket, vocab)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(0)
@@ -153,7 +154,7 @@ def reference_seconds(weights_bucket: int, batch: int, length: int, vocab: int, 
         clock = Clock(torch.device(device))
         model(idx)
         times = []
-        for _ in range(3):
+        for _ in range(2):
             start = clock.now()
             model(idx)
             times.append(clock.now() - start)
@@ -223,7 +224,7 @@ class Meter:
 def meter(forward: Forward, weights: int, forwards: int, x_shape: tuple[int, int], vocab: int, device) -> Meter:
     """`forward`, allowed MULTIPLE times the reference's seconds for `forwards` forwards, plus SLACK_S."""
     device = torch.device(device)
-    one = reference_seconds(bucket(weights), x_shape[0], x_shape[1], vocab, str(device))
+    one = reference_seconds(bucket(weights), x_shape[0], x_shape[1], vocab, str(device), torch.get_num_threads())
     allowed = MULTIPLE * one * forwards + SLACK_S
     why = f"{MULTIPLE:g}x an honest transformer with its {weights} matmul weights"
     why += f" ({one:.3f} per forward, {forwards} forwards)"

@@ -142,7 +142,7 @@ def _export_with(forward_body, tmp_path):
     [
         (lambda m, idx: (torch.ops.aten._print("val_bpb: 0.01"), m.table(idx))[1], "aten._print"),
         (lambda m, idx: m.table(idx) + torch.rand(idx.shape + (16,)), "aten.rand"),
-        (lambda m, idx: torch.nn.functional.dropout(m.table(idx), 0.5, training=True), "aten.dropout"),
+        (lambda m, idx: torch.nn.functional.dropout(m.table(idx), 0.5, training=True), "aten.dropout in training"),
         (lambda m, idx: m.table(idx) + torch.empty(16).zero_(), "aten.empty"),
     ],
     ids=["print", "random", "dropout", "uninitialised"],
@@ -179,3 +179,9 @@ def test_logits_that_alias_the_graph_state_are_not_reverted_with_it(tmp_path):
     forward = safeload.stateless_forward(safeload.load(tmp_path / "model.pt2").program, torch.device("cpu"))
     first, second = forward(X), forward(X)
     assert torch.equal(first, second) and first.abs().sum() > 0
+
+
+def test_dropout_in_eval_mode_is_the_identity_and_allowed(tmp_path):
+    path = _export_with(lambda m, idx: torch.nn.functional.dropout(m.table(idx), 0.5, training=False), tmp_path)
+    forward = safeload.stateless_forward(safeload.load(path).program, torch.device("cpu"))
+    assert forward(X).shape == (2, 4, 16)
