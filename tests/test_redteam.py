@@ -336,6 +336,20 @@ def test_graph_printing_fake_replies_is_refused_and_the_next_child_is_scored_hon
     never_above(result, honest)
 
 
+def test_scorer_output_goes_to_its_log_never_to_the_reply_pipe(profile, tmp_path):
+    log = tmp_path / "scorer.log"
+    data.prepare(profile.dataset, profile.vocab_size, (profile.seq_len,), profile.num_shards)
+    process = ScorerProcess(log_path=log)
+    try:
+        process.warm(profile.to_dict(), 1)
+        ready = process.ready(timeout=120)
+        assert ready["status"] == "ok", ready
+        fds = [os.readlink(f"/proc/{process.proc.pid}/fd/{fd}") for fd in (1, 2)]
+    finally:
+        process.close()
+    assert fds == [str(log), str(log)]
+
+
 def test_reply_for_another_request_or_other_bytes_is_refused():
     ok = {"status": "ok", "nonce": "n1", "sha256": "a" * 64, "val_bpb": 0.01}
     assert mismatch(ok, "n1", "a" * 64) == ""
