@@ -9,28 +9,33 @@ score. So this module
 - reads the archive with torch's own PT2 reader, never its legacy fallback, and refuses any entry outside
   the layout torch.export.save writes, any pickled weight or constant, and sample inputs that the
   restricted (weights_only) unpickler does not accept;
-- refuses graphs that call anything but plain aten operators (and the shape arithmetic and control-flow
-  wrappers export emits): no other operator namespaces, no file access (aten.from_file), no
-  bounds-unchecked or storage-swapping operators, no uninitialized memory (a channel to what an earlier
-  forward left behind);
+- refuses graphs that call anything but the allowlisted aten operators of `fitness.allowlist` (operators
+  that only compute on tensors: no I/O, printing, randomness, storage surgery or uninitialised memory);
 - hands out a forward that copies its input and restores every weight, buffer and constant after each
   call, so a graph that writes to its own state cannot remember one forward in the next (which is how a
-  stateful graph would replay its unchanged predictions to the causality probe).
+  stateful graph would replay its unchanged predictions to the causality probe). With random operators
+  refused, nothing else a graph can reach outlives a forward.
+
+It reads the file once and loads those bytes, so the sha256 it reports is the hash of what it scored.
 
 Not covered: bugs in torch's graph deserializer or in the kernels of allowed operators.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import pickle
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.export.pt2_archive import _package as pt2
 from torch.export.pt2_archive import constants as layout
+
+from fitness import allowlist
 
 MODEL = "model"  # torch.export.save names the one program in the archive so
 _FIXED = {
@@ -48,11 +53,6 @@ _PAYLOAD = re.compile(
     rf"({re.escape(layout.WEIGHTS_DIR + layout.WEIGHT_FILENAME_PREFIX)}"
     rf"|{re.escape(layout.CONSTANTS_DIR + layout.TENSOR_CONSTANT_FILENAME_PREFIX)})\d+"
 )
-# aten operators a scored graph may not call: file access, storage and size surgery, unchecked indexing,
-# and allocation without initialisation.
-_DENIED = re.compile(r"from_file|unsafe|^_?set_|^_?resize|swap|^_?empty|^new_empty|^as_strided_|storage")
-_CONTROL_FLOW = {"cond", "while_loop", "scan", "map_impl", "wrap_with_set_grad_enabled", "wrap_with_autocast"}
-_SHAPE_MODULES = {"_operator", "math"}  # getitem on tuples, SymInt arithmetic
 Forward = Callable[[torch.Tensor], torch.Tensor]
 # What the restricted unpickler raises on a blob it refuses or cannot parse.
 _UNPICKLE_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError)
@@ -62,10 +62,21 @@ class UnsafeModel(ValueError):
     """The model file is not a plain exported graph; the message says what was refused."""
 
 
-def load(path: str | Path) -> torch.export.ExportedProgram:
+@dataclass(frozen=True)
+class Loaded:
+    program: torch.export.ExportedProgram
+    sha256: str  # of the bytes the program was loaded from
+
+
+def load(path: str | Path) -> Loaded:
     """The exported program in `path`, once its archive and its graph have passed the checks above."""
+    blob = Path(path).read_bytes()
+    return Loaded(program=_load_bytes(blob), sha256=hashlib.sha256(blob).hexdigest())
+
+
+def _load_bytes(blob: bytes) -> torch.export.ExportedProgram:
     try:
-        reader = pt2.PT2ArchiveReader(str(path))
+        reader = pt2.PT2ArchiveReader(io.BytesIO(blob))
         names = reader.get_file_names()
     except (RuntimeError, AssertionError, OSError, ValueError) as e:
         raise UnsafeModel(f"not a PT2 archive ({type(e).__name__}: {_first_line(e)})") from None
@@ -100,7 +111,7 @@ def _check_sample_inputs(blob: bytes) -> None:
 
 
 def check_graph(graph_module: torch.fx.GraphModule) -> None:
-    """Every node of the graph and of its nested control-flow graphs calls an allowed target."""
+    """Every node of the graph and of its nested control-flow graphs calls an allowlisted operator."""
     for module in graph_module.modules():
         if not isinstance(module, torch.fx.GraphModule):
             continue
@@ -109,21 +120,9 @@ def check_graph(graph_module: torch.fx.GraphModule) -> None:
                 continue
             if node.op != "call_function":
                 raise UnsafeModel(f"graph node {node.name!r} is a {node.op}, not an operator call")
-            problem = _refused(node.target)
+            problem = allowlist.refused(node)
             if problem:
                 raise UnsafeModel(f"graph calls {problem}, which a scored model may not use")
-
-
-def _refused(target: object) -> str | None:
-    if isinstance(target, torch._ops.OpOverload):
-        name = f"{target.namespace}.{target._opname}"
-        return name if target.namespace != "aten" or _DENIED.search(target._opname) else None
-    if isinstance(target, torch._ops.HigherOrderOperator):
-        return None if target.name() in _CONTROL_FLOW else f"higher-order operator {target.name()}"
-    module = getattr(target, "__module__", None)
-    if module in _SHAPE_MODULES or (module == "torch" and getattr(target, "__name__", "").startswith("sym_")):
-        return None
-    return repr(target)[:80]
 
 
 def stateless_forward(program: torch.export.ExportedProgram, device: torch.device) -> Forward:
@@ -132,10 +131,14 @@ def stateless_forward(program: torch.export.ExportedProgram, device: torch.devic
     state = _tensors_of(module)
     pristine = [t.detach().clone() for t in state]
 
+    held = {t.untyped_storage().data_ptr() for t in state}
+
     @torch.no_grad()
     def forward(x: torch.Tensor) -> torch.Tensor:
         try:
-            return module(x.to(device).clone())
+            out = module(x.to(device).clone())
+            # logits that share memory with the state would change when it is put back
+            return out.clone() if isinstance(out, torch.Tensor) and out.untyped_storage().data_ptr() in held else out
         finally:
             for tensor, saved in zip(state, pristine, strict=True):
                 tensor.detach().copy_(saved)

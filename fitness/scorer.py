@@ -1,9 +1,15 @@
-"""The scorer process: `python -m fitness.scorer`, one JSON request per stdin line, one reply per line.
+"""The scorer process: `python -m fitness.scorer REPLY_FD`, one JSON request per stdin line, one reply per
+line on the private pipe REPLY_FD.
 
-It loads a genome's exported graph (torch.export: operators and weights, no genome Python), checks the
-contract (logits shape, finiteness, causality) and computes val_bpb and test_bpb on the fixed rows.
-It runs outside the sandbox because it reads held-out tokens; the genome's code never runs here.
-The process stays up between children so torch, the export loader and the scoring rows are loaded once.
+It loads a genome's exported graph (torch.export: allowlisted operators and weights, no genome Python),
+checks the contract (logits shape, finiteness, causality, compute budget) and computes val_bpb and
+test_bpb on the fixed rows. It runs outside the sandbox because it reads held-out tokens; the genome's
+code never runs here. The process stays up between children so torch, the export loader and the scoring
+rows are loaded once.
+
+Replies never share a descriptor with anything a model could write to: fd 1 and fd 2 go to the log before
+any model is loaded, and each reply carries its request's nonce and the sha256 of the model bytes scored,
+which trainer.scorer_client checks.
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ import sys
 import tempfile
 import time
 import zipfile
+from dataclasses import dataclass
 
 import torch
 
-from fitness import data, safeload, scoring
+from fitness import budget, data, probing, safeload, scoring
 from fitness.profile import Profile
 
 logger = logging.getLogger(__name__)
@@ -62,8 +69,8 @@ def load_export_machinery() -> None:
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
         path = os.path.join(tmp, "model.pt2")
         torch.export.save(torch.export.export(torch.nn.Linear(2, 2), (torch.zeros(2, 2),), strict=False), path)
-        forward, _ = load_program(path, torch.device("cpu"))
-        forward(torch.zeros(2, 2))
+        loaded = load_program(path, torch.device("cpu"))
+        loaded.forward(torch.zeros(2, 2))
 
 
 def warm(prof: Profile) -> dict:
@@ -73,34 +80,26 @@ def warm(prof: Profile) -> dict:
     return {"status": "ok", "warm": True, "rows": rows, "seconds": time.perf_counter() - started}
 
 
-def load_program(path: str, device: torch.device):
+@dataclass(frozen=True)
+class Loaded:
+    forward: scoring.Forward
+    num_params: int
+    matmul_weights: int  # what the compute budget counts (fitness.budget)
+    sha256: str  # of the model bytes loaded
+
+
+def load_program(path: str, device: torch.device) -> Loaded:
     try:
-        program = safeload.load(path)  # never torch.export.load: it unpickles what the genome wrote
+        loaded = safeload.load(path)  # never torch.export.load: it unpickles what the genome wrote
     except safeload.UnsafeModel as e:
         raise scoring.ContractError("invalid", f"model file refused: {e}") from None
     except MODEL_ERRORS as e:
         raise scoring.ContractError("invalid", f"model file could not be loaded: {type(e).__name__}: {e}") from e
+    program = loaded.program
     names = set(program.graph_signature.parameters)
     num_params = sum(t.numel() for name, t in program.state_dict.items() if name in names)
-    return safeload.stateless_forward(program, device), num_params
-
-
-class ReuseFirst:
-    """A forward that keeps its first (input, logits) pair until that input comes again, once. The causality
-    probe's unchanged batch is the first validation batch: its logits are computed once, probed and scored."""
-
-    def __init__(self, forward: scoring.Forward):
-        self.forward, self.calls, self.kept = forward, 0, None
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kept is not None and torch.equal(self.kept[0], x):
-            logits, self.kept = self.kept[1], None
-            return logits
-        logits = self.forward(x)
-        self.calls += 1
-        if self.calls == 1:
-            self.kept = (x, logits)
-        return logits
+    forward = safeload.stateless_forward(program, device)
+    return Loaded(forward, num_params, budget.matmul_weights(program), loaded.sha256)
 
 
 def score(request: dict) -> dict:
@@ -108,35 +107,48 @@ def score(request: dict) -> dict:
     device = torch.device(request.get("device", "cpu"))
     t0 = time.perf_counter()
     val, test, token_bytes = scoring_rows(prof)
-    token_bytes, batch = token_bytes.to(device), prof.eval_batch_size
+    reply: dict = {}
     try:
-        forward, num_params = load_program(request["program"], device)
+        loaded = load_program(request["program"], device)
+        reply["sha256"] = loaded.sha256
         t1 = time.perf_counter()
-        forward = ReuseFirst(forward)
-        scoring.check_causal(forward, val[:batch, :-1].to(device), prof.vocab_size, prof.causality_probes)
+        forward = _metered(loaded, prof, [len(val), len(test)], device)
         t2 = time.perf_counter()
-        val_bpb = scoring.evaluate(forward, val.to(device), token_bytes, batch)
-        test_bpb = scoring.evaluate(forward, test.to(device), token_bytes, batch)
+        splits = {"val": val.to(device), "test": test.to(device)}
+        scores = probing.score(forward, splits, token_bytes.to(device), prof.eval_batch_size, prof.causality_probes)
         t3 = time.perf_counter()
     except scoring.ContractError as e:
-        return {"status": e.status, "reason": str(e), "seconds": time.perf_counter() - t0}
+        return {**reply, "status": e.status, "reason": str(e), "seconds": time.perf_counter() - t0}
     except MODEL_ERRORS as e:
         reason = f"model failed while scored: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-        return {"status": "invalid", "reason": reason, "seconds": time.perf_counter() - t0}
+        return {**reply, "status": "invalid", "reason": reason, "seconds": time.perf_counter() - t0}
+    # probe: the probe forwards and their comparisons, interleaved with the scored batches (eval)
+    phases = {"load": t1 - t0, "budget": t2 - t1, **scores.seconds}
+    phases["eval"] += max(0.0, t3 - t2 - sum(scores.seconds.values()))
     return dict(
+        reply,
         status="ok",
-        val_bpb=val_bpb,
-        test_bpb=test_bpb,
-        num_params=num_params,
+        val_bpb=scores.bpb["val"],
+        test_bpb=scores.bpb["test"],
+        num_params=loaded.num_params,
         seconds=t3 - t0,
-        phases={"load": t1 - t0, "probe": t2 - t1, "eval": t3 - t2},  # probe includes the first val batch
+        phases=phases,
+        forward_seconds=forward.used,
     )
 
 
-def main() -> int:
+def _metered(loaded: Loaded, prof: Profile, rows: list[int], device: torch.device) -> budget.Meter:
+    """The model's forward, metered against its compute budget: every scored batch and every probe."""
+    forwards = sum(-(-n // prof.eval_batch_size) for n in rows) + 1 + prof.causality_probes
+    shape = (prof.eval_batch_size, prof.seq_len)
+    return budget.meter(loaded.forward, loaded.matmul_weights, forwards, shape, prof.vocab_size, device)
+
+
+def main(reply_fd: int) -> int:
+    replies = os.fdopen(reply_fd, "w")
+    os.dup2(2, 1)  # fd 1 is the log too: no model output can reach the reply pipe
+    sys.stdout = sys.stderr
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    out = sys.stdout
-    sys.stdout = sys.stderr  # anything else printed must not corrupt the reply channel
     for line in sys.stdin:
         request = json.loads(line)
         if "threads" in request:
@@ -145,10 +157,10 @@ def main() -> int:
             reply = warm(Profile(**request["profile"]))
         else:
             reply = score(request)
-        out.write(json.dumps(reply) + "\n")
-        out.flush()
+        replies.write(json.dumps({**reply, "nonce": request.get("nonce")}) + "\n")
+        replies.flush()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(int(sys.argv[1])))

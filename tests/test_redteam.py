@@ -25,6 +25,7 @@ from fitness.result import RunResult
 from population import Population
 from population.archive import ok_value
 from trainer import ScorerProcess, TrainerConfig, run, sandbox
+from trainer.scorer_client import mismatch
 
 REDTEAM = Path(__file__).parent / "redteam"
 CONFIG = TrainerConfig(threads=2, disk_mb=64, memory_mb=3072)
@@ -318,3 +319,61 @@ def _uniform_bpb(profile) -> float:
     rows = data.eval_rows(cache, "val", profile.seq_len, profile.eval_tokens)
     nbytes = np.load(cache.token_bytes_path)[rows[:, 1:]]
     return (nbytes > 0).sum() * math.log2(profile.vocab_size) / nbytes.sum()
+
+
+# --- 11. the scorer's reply channel, state, tolerance and compute ----------------------------------
+
+
+def test_graph_printing_fake_replies_is_refused_and_the_next_child_is_scored_honestly(
+    profile, scorer, honest, tmp_path
+):
+    result = attack("print_fake_replies", profile, scorer)
+    assert result.status == "invalid"
+    assert result.reason == "model file refused: graph calls aten._print, which a scored model may not use"
+    uniform_model(tmp_path / "model.pt2", profile)  # the same warm scorer answers the next model for itself
+    reply = scorer.score(tmp_path / "model.pt2", profile.to_dict(), "cpu", 2, timeout=60)
+    assert reply["status"] == "ok" and reply["val_bpb"] == pytest.approx(_uniform_bpb(profile), rel=1e-3)
+    never_above(result, honest)
+
+
+def test_scorer_output_goes_to_its_log_never_to_the_reply_pipe(profile, tmp_path):
+    log = tmp_path / "scorer.log"
+    data.prepare(profile.dataset, profile.vocab_size, (profile.seq_len,), profile.num_shards)
+    process = ScorerProcess(log_path=log)
+    try:
+        process.warm(profile.to_dict(), 1)
+        ready = process.ready(timeout=120)
+        assert ready["status"] == "ok", ready
+        fds = [os.readlink(f"/proc/{process.proc.pid}/fd/{fd}") for fd in (1, 2)]
+    finally:
+        process.close()
+    assert fds == [str(log), str(log)]
+
+
+def test_reply_for_another_request_or_other_bytes_is_refused():
+    ok = {"status": "ok", "nonce": "n1", "sha256": "a" * 64, "val_bpb": 0.01}
+    assert mismatch(ok, "n1", "a" * 64) == ""
+    assert mismatch(ok, "n2", "a" * 64) == "nonce differs"
+    assert mismatch({k: v for k, v in ok.items() if k != "nonce"}, "n1", "a" * 64) == "nonce differs"
+    assert "sha256 aaaaaaaaaaaa, this one has bbbbbbbbbbbb" in mismatch(ok, "n1", "b" * 64)
+
+
+def test_graph_drawing_random_numbers_to_cheat_on_some_forwards_is_refused(profile, scorer, honest):
+    result = attack("cheat_by_chance", dataclasses.replace(profile, eval_tokens=4096), scorer)
+    assert result.status == "invalid"
+    assert result.reason == "model file refused: graph calls aten.rand, which a scored model may not use"
+    never_above(result, honest)
+
+
+def test_peeking_just_under_the_old_tolerance_is_non_causal(profile, scorer, honest):
+    result = attack("peek_below_tolerance", profile, scorer)
+    assert result.status == "invalid" and result.reason.startswith("non-causal")
+    never_above(result, honest)
+
+
+def test_graph_burning_compute_while_scored_is_over_budget(profile, scorer, honest):
+    result = attack("burn_compute", profile, scorer)
+    assert result.status == "over_budget", result.reason
+    assert result.reason.startswith("scoring forwards ") and " CPU-s" in result.reason
+    assert f"an honest transformer with its {profile.vocab_size**2} matmul weights" in result.reason
+    never_above(result, honest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import hashlib
 import pickle
 import zipfile
 
@@ -52,7 +53,7 @@ def replace_entry(src, dst, suffix: str, data: bytes) -> None:
 
 def test_plain_exported_graph_loads_and_runs(tmp_path):
     save(Bigram(), tmp_path / "model.pt2")
-    forward = safeload.stateless_forward(safeload.load(tmp_path / "model.pt2"), torch.device("cpu"))
+    forward = safeload.stateless_forward(safeload.load(tmp_path / "model.pt2").program, torch.device("cpu"))
     assert forward(X).shape == (2, 4, 16)
 
 
@@ -100,7 +101,7 @@ def test_graph_that_reads_a_file_is_refused(tmp_path):
 
 def test_graph_state_does_not_survive_between_forwards(tmp_path):
     save(Remembers(), tmp_path / "model.pt2")
-    forward = safeload.stateless_forward(safeload.load(tmp_path / "model.pt2"), torch.device("cpu"))
+    forward = safeload.stateless_forward(safeload.load(tmp_path / "model.pt2").program, torch.device("cpu"))
     first, second = forward(X), forward(X)
     assert torch.equal(first, second)
 
@@ -113,7 +114,74 @@ def test_graph_cannot_write_into_the_rows_it_is_given(tmp_path):
             return out
 
     save(Scribbler(), tmp_path / "model.pt2")
-    forward = safeload.stateless_forward(safeload.load(tmp_path / "model.pt2"), torch.device("cpu"))
+    forward = safeload.stateless_forward(safeload.load(tmp_path / "model.pt2").program, torch.device("cpu"))
     rows = torch.ones(2, 4, dtype=torch.long)
     forward(rows)
     assert rows.eq(1).all()
+
+
+def test_load_reports_the_sha256_of_the_bytes_it_loaded(tmp_path):
+    save(Bigram(), tmp_path / "model.pt2")
+    assert (
+        safeload.load(tmp_path / "model.pt2").sha256
+        == hashlib.sha256((tmp_path / "model.pt2").read_bytes()).hexdigest()
+    )
+
+
+def _export_with(forward_body, tmp_path):
+    class Model(Bigram):
+        def forward(self, idx):
+            return forward_body(self, idx)
+
+    save(Model(), tmp_path / "model.pt2")
+    return tmp_path / "model.pt2"
+
+
+@pytest.mark.parametrize(
+    ("body", "operator"),
+    [
+        (lambda m, idx: (torch.ops.aten._print("val_bpb: 0.01"), m.table(idx))[1], "aten._print"),
+        (lambda m, idx: m.table(idx) + torch.rand(idx.shape + (16,)), "aten.rand"),
+        (lambda m, idx: torch.nn.functional.dropout(m.table(idx), 0.5, training=True), "aten.dropout in training"),
+        (lambda m, idx: m.table(idx) + torch.empty(16).zero_(), "aten.empty"),
+    ],
+    ids=["print", "random", "dropout", "uninitialised"],
+)
+def test_operators_off_the_allowlist_are_refused(body, operator, tmp_path):
+    path = _export_with(body, tmp_path)
+    with pytest.raises(safeload.UnsafeModel, match=f"graph calls {operator}"):
+        safeload.load(path)
+
+
+def test_attention_with_dropout_is_refused_and_without_is_allowed(tmp_path):
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def attend(m, idx, p):
+        x = m.table(idx)[:, None]
+        return sdpa(x, x, x, dropout_p=p, is_causal=True)[:, 0]
+
+    safeload.load(_export_with(lambda m, idx: attend(m, idx, 0.0), tmp_path))
+    with pytest.raises(safeload.UnsafeModel, match="dropout_p=0.1"):
+        safeload.load(_export_with(lambda m, idx: attend(m, idx, 0.1), tmp_path))
+
+
+def test_logits_that_alias_the_graph_state_are_not_reverted_with_it(tmp_path):
+    class Returns(Bigram):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("out", torch.zeros(2, 4, 16))
+
+        def forward(self, idx):
+            self.out.add_(self.table(idx))
+            return self.out
+
+    save(Returns(), tmp_path / "model.pt2")
+    forward = safeload.stateless_forward(safeload.load(tmp_path / "model.pt2").program, torch.device("cpu"))
+    first, second = forward(X), forward(X)
+    assert torch.equal(first, second) and first.abs().sum() > 0
+
+
+def test_dropout_in_eval_mode_is_the_identity_and_allowed(tmp_path):
+    path = _export_with(lambda m, idx: torch.nn.functional.dropout(m.table(idx), 0.5, training=False), tmp_path)
+    forward = safeload.stateless_forward(safeload.load(path).program, torch.device("cpu"))
+    assert forward(X).shape == (2, 4, 16)

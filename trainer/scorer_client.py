@@ -4,10 +4,16 @@ One per trainer worker, reused for every child. `warm` starts it and has it impo
 export loader and load a profile's scoring rows; `ready` waits for that. On CPU the trainer waits before
 the child starts, so the scorer's start-up never takes cores from a child's training; on GPU it overlaps
 the child. A scorer that dies or hangs is killed and restarted (cold) at the next request.
+
+Replies come on a pipe of their own (not the scorer's stdout, which a scored model's output could reach),
+and each must carry the nonce of the request it answers and, for a score, the sha256 of the model file
+as read here. A reply that does not is a forgery or a scorer out of step: the scorer is killed (the next
+request starts a clean one) and the child is `invalid`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -25,36 +31,49 @@ class ScorerProcess:
         self.env, self.log_path = env, log_path
         self.proc: subprocess.Popen | None = None
         self.replies: queue.Queue = queue.Queue()
-        self.pending_warm = 0  # warm-up replies still to be read
+        self.pending_warm: list[str] = []  # nonces of warm-up replies still to be read
         self.warmed: set[str] = set()  # profiles this process has loaded (or is loading)
 
     def _start(self) -> subprocess.Popen:
         if self.proc is None or self.proc.poll() is not None:
-            log = open(self.log_path or os.devnull, "ab")
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "fitness.scorer"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                env=self.env,
-                text=True,
-            )
-            self.replies, self.pending_warm, self.warmed = queue.Queue(), 0, set()
-            threading.Thread(target=self._pump, args=(self.proc, self.replies), daemon=True).start()
+            read, write = os.pipe()
+            # Threads that wait for work sleep instead of spinning: the compute budget counts the scorer's
+            # CPU-seconds, and on a loaded machine spinning threads would count the load (fitness.budget).
+            env = {**(os.environ if self.env is None else self.env), "OMP_WAIT_POLICY": "PASSIVE"}
+            with open(self.log_path or os.devnull, "ab") as log:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "fitness.scorer", str(write)],
+                    stdin=subprocess.PIPE,
+                    stdout=log,
+                    stderr=log,
+                    pass_fds=(write,),
+                    env=env,
+                    text=True,
+                )
+            os.close(write)
+            self.replies, self.pending_warm, self.warmed = queue.Queue(), [], set()
+            threading.Thread(target=self._pump, args=(read, self.replies), daemon=True).start()
         return self.proc
 
     @staticmethod
-    def _pump(proc: subprocess.Popen, replies: queue.Queue) -> None:
-        for line in proc.stdout:
-            replies.put(json.loads(line))
+    def _pump(read: int, replies: queue.Queue) -> None:
+        with os.fdopen(read) as pipe:
+            for line in pipe:
+                try:
+                    replies.put(json.loads(line))
+                except json.JSONDecodeError:
+                    replies.put({"status": "invalid", "reason": f"the scorer's reply is not JSON: {line[:80]!r}"})
         replies.put(None)  # the process ended
 
-    def send(self, request: dict) -> None:
+    def send(self, request: dict) -> str:
+        """Send `request` with a fresh nonce; the nonce its reply must carry."""
         proc = self._start()
-        proc.stdin.write(json.dumps(request) + "\n")
+        nonce = os.urandom(16).hex()
+        proc.stdin.write(json.dumps({**request, "nonce": nonce}) + "\n")
         proc.stdin.flush()
+        return nonce
 
-    def receive(self, timeout: float) -> dict:
+    def receive(self, timeout: float, nonce: str, sha256: str | None = None) -> dict:
         try:
             reply = self.replies.get(timeout=timeout)
         except queue.Empty:
@@ -63,6 +82,10 @@ class ScorerProcess:
         if reply is None:
             self.close()
             return {"status": "invalid", "reason": "the scorer process died while scoring this model"}
+        problem = mismatch(reply, nonce, sha256)
+        if problem:
+            self.close()
+            return {"status": "invalid", "reason": f"the scorer's reply was not for this model ({problem})"}
         return reply
 
     def is_warm(self, profile: dict) -> bool:
@@ -72,31 +95,41 @@ class ScorerProcess:
         """Start the process and have it get ready for `profile`, without waiting (see `ready`)."""
         if self.is_warm(profile):
             return
-        self.send({"warm": True, "profile": profile, "threads": threads})
+        nonce = self.send({"warm": True, "profile": profile, "threads": threads})
         self.warmed.add(_key(profile))
-        self.pending_warm += 1
+        self.pending_warm.append(nonce)
 
     def ready(self, timeout: float) -> dict:
         """Wait for outstanding warm-ups: {"status": "ok"}, or the reply of the one that failed."""
         while self.pending_warm:
-            self.pending_warm -= 1
-            reply = self.receive(timeout)
+            reply = self.receive(timeout, self.pending_warm.pop(0))
             if reply.get("status") != "ok":
                 return reply
         return {"status": "ok"}
 
     def score(self, program: Path, profile: dict, device: str, threads: int, timeout: float) -> dict:
+        """The scorer's reply for the model file `program`, checked to be for this request and these bytes."""
         warm = self.ready(timeout)
         if warm["status"] != "ok":
             return warm
-        self.send({"program": str(program), "profile": profile, "device": device, "threads": threads})
-        return self.receive(timeout)
+        sha256 = hashlib.sha256(Path(program).read_bytes()).hexdigest()
+        nonce = self.send({"program": str(program), "profile": profile, "device": device, "threads": threads})
+        return self.receive(timeout, nonce, sha256)
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.proc, self.pending_warm, self.warmed = None, 0, set()
+        self.proc, self.pending_warm, self.warmed = None, [], set()
+
+
+def mismatch(reply: dict, nonce: str, sha256: str | None) -> str:
+    """What binds `reply` to another request or other bytes, or "" when nothing does."""
+    if reply.get("nonce") != nonce:
+        return "nonce differs"
+    if sha256 is not None and reply.get("status") == "ok" and reply.get("sha256") != sha256:
+        return f"it scored a file with sha256 {str(reply.get('sha256'))[:12]}, this one has {sha256[:12]}"
+    return ""
 
 
 def _key(profile: dict) -> str:
