@@ -58,6 +58,7 @@ class Settings:
     max_llm_cost: float
     repeat_share: float
     seed: int
+    strategy: str = "evolve"  # evolve.strategies.STRATEGIES
 
     @property
     def device(self) -> str:
@@ -75,6 +76,7 @@ class Settings:
             "seed_genome": self.seed_path,
             "noise_repeats": self.noise_repeats,
             "device": self.device,
+            "strategy": self.strategy,
         }
 
 
@@ -130,6 +132,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_llm_cost=math.inf if args.max_llm_cost is None else args.max_llm_cost,
         repeat_share=args.repeat_share,
         seed=args.seed,
+        strategy=args.strategy,
     )
     return _reconcile(settings, args)
 
