@@ -1,8 +1,9 @@
 """Landscapes for the search simulator: `evaluate(genome, training_seed) -> Evaluation`.
 
 A genome here is its knobs: a mapping from knob name ("MATRIX_LR", "DEPTH[cpu]") to value, as
-mutators.offline.find_knobs reads them from train.py. Any object with `seed_genome()` and `evaluate`
-plugs into benchmarks.simulate.run_strategy.
+mutators.offline.find_knobs reads them from train.py. Any object with `seed_genome()` (the start) and
+`evaluate(genome, training_seed) -> (val_bpb or None, cost_seconds, loss_curve)` plugs into
+benchmarks.simrun.run_strategy; `mean(genome)` (the noise-free score) is optional.
 
 SurrogateLandscape, the default, is the model of benchmarks.landscape_fit fitted to real evaluations,
 moved to the regime users run: a time budget per child (the cpu profile's 10 s), not the token budget
@@ -25,8 +26,8 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,10 +41,8 @@ LR_KNOBS = ("MATRIX_LR", "EMBED_LR", "UNEMBED_LR")
 EXTRA_PAIRS = 4
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    status: str  # "ok" | "crash" | "timeout"
-    val_bpb: float | None
+class Evaluation(NamedTuple):
+    val_bpb: float | None  # None: the child failed (crashed, diverged, ran out of time)
     cost_seconds: float  # slot time: training budget plus start-up and scoring
     loss_curve: tuple[tuple[float, float], ...]  # (progress 0..1, training loss)
 
@@ -89,9 +88,8 @@ class SurrogateLandscape:
         x = self.fit.features.positions(genome)
         ratio = self.fit.seconds(x) / self.seed_seconds  # seconds per token, over the seed's
         cost = BUDGET_SECONDS + self.fixed_s + self.scoring_s * ratio
-        failed = self._failure(genome, ratio)
-        if failed:
-            return Evaluation(failed, None, cost, ())
+        if self._fails(genome, ratio):
+            return Evaluation(None, cost, ())
         key = repr((self.seed, sorted(genome.items()), training_seed))  # a str seed: stable across processes
         noise = random.Random(key).gauss(0.0, self.fit.noise_sd)
         val = self._mean(x) + self._offset(training_seed) + noise
@@ -100,7 +98,7 @@ class SurrogateLandscape:
             (p, val + self.kappa * math.log2(1 / p) + curve_rng.gauss(0.0, self.fit.noise_sd))
             for p in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
         )
-        return Evaluation("ok", val, cost, curve)
+        return Evaluation(val, cost, curve)
 
     def _mean(self, x: np.ndarray) -> float:
         f = self.fit
@@ -110,11 +108,10 @@ class SurrogateLandscape:
         ratio = f.seconds(inside) / self.seed_seconds  # no speed-up from outside the data's range either
         return f.mean(inside) + wall + extra + self.kappa * math.log2(ratio)
 
-    def _failure(self, genome: dict[str, float], ratio: float) -> str | None:
+    def _fails(self, genome: dict[str, float], ratio: float) -> bool:
+        """A learning rate over 8x the seed's diverges; under 1/16 of the seed's steps misses the budget."""
         seed = self.fit.features.seed
-        if any(genome[k] > 8 * seed[k] for k in LR_KNOBS if seed.get(k)):
-            return "crash"
-        return "timeout" if ratio > 16 else None
+        return ratio > 16 or any(genome[k] > 8 * seed[k] for k in LR_KNOBS if seed.get(k))
 
     def _offset(self, training_seed: int) -> float:
         if training_seed not in self._offsets:

@@ -166,7 +166,7 @@ def run_strategy(
     """One run of `strategy` with `slots` virtual slots, stopped at `children` children or at the wall clock
     a run of that many children (and the noise evaluations) takes at full width, whichever comes first."""
     board = SimBoard(landscape.seed_genome(), _with_seed(config.population, seed))
-    seed_cost = landscape.evaluate(landscape.seed_genome(), 0).cost_seconds
+    seed_cost = landscape.evaluate(landscape.seed_genome(), 0)[1]
     budget = math.ceil((children + config.noise_repeats) / slots) * seed_cost
     limits = Limits(children, config.population.population_size, config.noise_repeats, 0, budget, math.inf,
                     repeat_share=config.repeat_share)  # fmt: skip
@@ -193,33 +193,38 @@ def _drive(policy: Policy, board: SimBoard, proposer: SimProposer, landscape, hi
             policy.child_ready(item) if isinstance(item, Child) else policy.proposal_failed(item)
         policy.check_limits(now, 0.0)
         for slot, task in policy.dispatch(now):
-            evaluation = landscape.evaluate(board.knobs[task.genome_id], task.seed)
-            heapq.heappush(events, (now + evaluation.cost_seconds, seq, slot, evaluation))
+            val_bpb, cost, _ = landscape.evaluate(board.knobs[task.genome_id], task.seed)
+            heapq.heappush(events, (now + cost, seq, slot, val_bpb, cost))
             seq += 1
         if policy.finished():
             return
         if not events:
             raise RunAborted(f"{strategy.name}: nothing to run and nothing in flight")
-        now, _, slot, evaluation = heapq.heappop(events)
+        now, _, slot, val_bpb, cost = heapq.heappop(events)
         while mark < CHECKPOINTS and now >= (mark + 1) * history.budget_seconds / CHECKPOINTS:
             mark += 1
-            history.curve.append((mark * history.budget_seconds / CHECKPOINTS, _true_gain(board, strategy, landscape)))
+            history.curve.append(
+                (mark * history.budget_seconds / CHECKPOINTS, _true_gain(board, strategy.pick(board), landscape))
+            )
         task = policy.release(slot, now)
-        result = _result(evaluation)
+        result = _result(val_bpb, cost)
         board.record(task.genome_id, task.kind, result)
         policy.recorded(task, result)
-        history.evaluations.append((now, task.kind, task.genome_id, task.seed, evaluation.val_bpb))
+        history.evaluations.append((now, task.kind, task.genome_id, task.seed, result.val_bpb if result.ok else None))
         history.children = policy.children_done
 
 
-def _result(evaluation) -> RunResult:
-    if evaluation.status == "ok":
-        return RunResult("ok", val_bpb=evaluation.val_bpb, training_seconds=evaluation.cost_seconds)
-    return RunResult(evaluation.status, reason="simulated failure", training_seconds=evaluation.cost_seconds)
+def _result(val_bpb: float | None, cost: float) -> RunResult:
+    if val_bpb is not None and math.isfinite(val_bpb):
+        return RunResult("ok", val_bpb=val_bpb, training_seconds=cost)
+    return RunResult("crash", reason="failed in the landscape", training_seconds=cost)
 
 
-def _true_gain(board: SimBoard, strategy, landscape) -> float:
-    pick = strategy.pick(board) or board.seed().id
+def _true_gain(board: SimBoard, pick: str | None, landscape) -> float:
+    """The gain of a pick without noise (NaN for a landscape with no `mean`)."""
+    if not hasattr(landscape, "mean"):
+        return math.nan
+    pick = pick or board.seed().id
     return landscape.mean(board.knobs[board.seed().id]) - landscape.mean(board.knobs[pick])
 
 
@@ -228,12 +233,12 @@ def _score(history: History, board: SimBoard, pick: str | None, landscape) -> No
     seed_knobs, knobs = board.knobs[board.seed().id], board.knobs[pick]
 
     def fresh(k: dict) -> float:
-        values = [landscape.evaluate(k, s).val_bpb for s in FRESH_SEEDS]
+        values = [landscape.evaluate(k, s)[0] for s in FRESH_SEEDS]
         return math.inf if None in values else sum(values) / len(values)
 
     history.pick, history.pick_knobs = pick, knobs
     history.gain = fresh(seed_knobs) - fresh(knobs)
-    history.true_gain = landscape.mean(seed_knobs) - landscape.mean(knobs)
+    history.true_gain = _true_gain(board, pick, landscape)
 
 
 def _with_seed(config: PopulationConfig, seed: int) -> PopulationConfig:

@@ -34,7 +34,7 @@ from run_helpers import (
 
 from population.rundir import MARKER  # written last when a run is created: a reader can open the run from then on
 
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = [pytest.mark.timeout(1500), pytest.mark.slow]  # subprocess runs; the policy: tests/test_policy.py
 
 
 # --- the run and its resume ------------------------------------------------------------------------
