@@ -200,7 +200,7 @@ class Policy:
             self.strategy.scored(task.genome_id, task.parent or "", score)
         if task.kind == "noise" and task.seed == 0:
             self.strategy.scored(task.genome_id, None, score)
-        if task.kind == "noise" and not result.ok:
+        if task.kind == "noise" and result.status not in ("ok", "interrupted"):  # Ctrl-C is no verdict on the seed
             self._check_seed(result)
         return task.kind == "child" and result.status == "crash" and self.children_to_dispatch() > 0
 
