@@ -84,8 +84,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--strategy",
         choices=STRATEGIES,
-        default="evolve",
-        help="evolve, or a baseline: greedy (one child at a time), parallel-greedy, independent, random",
+        help="evolve (default), or a baseline: greedy (one child at a time), parallel-greedy, independent, random",
     )
 
 

@@ -73,6 +73,7 @@ def test_a_run_directory_of_another_profile_or_population_is_refused(smoke_run_d
         (["--profile", "cpu"], "belongs to profile 'smoke', not 'cpu'"),
         (["--population", "3"], "has --population 2; resume it with the same value"),
         (["--budget", "9"], "would make its scores incomparable"),
+        (["--strategy", "greedy"], "runs --strategy evolve; resume it with the same value"),
     ):
         _refused([*args, "--run-dir", str(smoke_run_dir)], message, capsys)
 
