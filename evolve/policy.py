@@ -115,8 +115,8 @@ class Policy:
         """How many proposals to start now (the strategy may hold some back: one child at a time)."""
         if self.stop_reason:
             return 0
-        wanted = min(len(self.idle) + self.limits.lookahead, self.children_to_dispatch() - in_flight)
-        return max(0, wanted - len(self.ready))
+        wanted = min(len(self.idle) + self.limits.lookahead, self.children_to_dispatch())
+        return max(0, wanted - len(self.ready) - in_flight)
 
     def check_limits(self, now: float, llm_cost: float) -> str | None:
         """Sets the stop reason when a limit is reached; returns it when it was set by this call."""

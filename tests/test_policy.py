@@ -214,3 +214,13 @@ def test_baseline_strategies_take_no_repeats(pop):
 def test_an_unknown_strategy_is_refused_with_its_name(pop):
     with pytest.raises(ValueError, match="'hill-climb'"):
         make_strategy("hill-climb", pop.seed().id, 2)
+
+
+def test_proposals_are_kept_ready_for_the_idle_slots_plus_the_lookahead_and_no_more_than_the_target(pop):
+    policy = make_policy(pop, slots=2, target=8)  # lookahead 1
+    assert policy.proposals_wanted(in_flight=0) == 3
+    assert policy.proposals_wanted(in_flight=2) == 1
+    propose(pop, policy, 0)
+    assert policy.proposals_wanted(in_flight=2) == 0
+    small = make_policy(pop, slots=2, target=2)
+    assert small.proposals_wanted(in_flight=0) == 2
