@@ -103,6 +103,7 @@ def _report(args, runs: list[History], quality: dict, seconds: float) -> dict:
         },  # fmt: skip
         "landscape": "benchmarks.landscape.SurrogateLandscape (cpu profile, 10 s time budget per child)",
         "fit_quality": quality,
+        "time_budget_check": _time_budget_check(),
         "table": rows,
         "runs": [
             {
@@ -118,6 +119,15 @@ def _report(args, runs: list[History], quality: dict, seconds: float) -> dict:
         ],  # fmt: skip
         "wall_seconds": round(seconds, 1),
     }
+
+
+def _time_budget_check() -> dict | None:
+    """benchmarks.landscape_check's rank correlation with real children under the time budget, if run."""
+    path = RESULTS / "landscape_check.json"
+    if not path.exists():
+        return None
+    check = json.loads(path.read_text())
+    return {k: check[k] for k in ("spearman", "ok", "genomes", "commit", "command")}
 
 
 def table(report: dict) -> list[str]:
