@@ -87,17 +87,18 @@ class Policy:
         for i in range(noise_done, self.limits.noise_repeats):
             self.urgent.append(Task(seed.id, seed.source, "noise", seed=i, description="seed", operator="seed"))
         for genome in unevaluated:
-            task = Task(genome.id, genome.source, "child", 0, genome.description, genome.operator)
-            task.parent = genome.parents[0] if genome.parents else None
-            self.urgent.append(task)
+            parent = genome.parents[0] if genome.parents else None
+            self.urgent.append(
+                Task(genome.id, genome.source, "child", 0, genome.description, genome.operator, parent=parent)
+            )
 
     def child_ready(self, child) -> None:
         """A proposal gave a committed child (evolve.proposals.Child): it waits for a slot."""
         self.proposal_failures = 0
         parent = child.parents[0] if child.parents else None
-        task = Task(child.genome_id, child.source, "child", 0, child.description, child.operator, child.llm)
-        task.parent = parent
-        self.ready.append(task)
+        self.ready.append(
+            Task(child.genome_id, child.source, "child", 0, child.description, child.operator, child.llm, parent=parent)
+        )
 
     def proposal_failed(self, failure) -> None:
         """A proposal gave no child (evolve.proposals.Failure); too many in a row abort the run."""
