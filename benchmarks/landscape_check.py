@@ -5,7 +5,9 @@ The landscape is fitted to evaluations under a token budget and moved to a time 
 says matter most, written into the real train.py by mutators.offline.rewrite — train for real on the
 cpu profile with a 10 s budget, one thread, training seed 0; the report is the rank correlation of the
 landscape's prediction with what they scored. Results go to benchmarks/results/landscape_check.json,
-which benchmarks.simulate reports beside the held-out fit.
+which benchmarks.simulate reports beside the held-out fit. The budget is wall-clock until the harness
+counts CPU-seconds: run it on a quiet machine (the load average is recorded), or a loaded one measures
+the load, not the genomes.
 
     python -m benchmarks.landscape_check          # 14 genomes, about 10 minutes on one core
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -58,6 +61,7 @@ def main() -> int:
     profile = dataclasses.replace(profiles.load(PROFILE), eval_tokens=16384, causality_probes=1)
     profile = profile.with_budget(BUDGET_SECONDS)
     landscape = SurrogateLandscape.fitted(0)
+    load_before = os.getloadavg()
     evaluator = Evaluator(profile, "landscape-check")
     rows = []
     try:
@@ -73,6 +77,7 @@ def main() -> int:
         "benchmark": "landscape_check", "machine": machine(), "commit": commit(),
         "command": "python -m benchmarks.landscape_check", "profile": profile.to_dict(),
         "spearman": round(rho, 3), "ok": len(ok), "genomes": len(rows), "rows": rows,
+        "load_average": {"before": load_before, "after": os.getloadavg()},
     }  # fmt: skip
     OUT.write_text(json.dumps(report, indent=1) + "\n")
     print(f"landscape_check: Spearman {rho:.3f} over {len(ok)} genomes scored ok of {len(rows)}", file=sys.stderr)
