@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from evolve.strategies import STRATEGIES
 from experiments import profiles
 from fitness.interface import check_genome
 
@@ -80,6 +81,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lookahead", type=int, help="proposals prepared beyond the idle workers (default workers/2)")
     g.add_argument("--repeat-share", type=float, default=0.5, help="repeat evaluations per child, at most")
     g.add_argument("--seed", type=int, default=0, help="seeds parent selection and the operators")
+    g.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="evolve (default), or a baseline: greedy (one child at a time), parallel-greedy, independent, random",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

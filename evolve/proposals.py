@@ -12,6 +12,7 @@ import logging
 import random
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ class Child:
     operator: str
     description: str
     llm: dict | None  # LLM usage billed to this child (failed proposals' usage included)
+    parents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Failure:
     operator: str
     status: str
     reason: str
+    parents: tuple[str, ...] = ()  # the parents the proposal was asked to start from
 
 
 @dataclass(frozen=True)
@@ -89,11 +92,11 @@ class Proposer:
     def in_flight(self) -> int:
         return len(self.futures)
 
-    def start(self, generation: int) -> None:
-        """Begin one proposal: parents by tournament now, operator and commit in a thread."""
+    def start(self, generation: int, pick: Callable[[random.Random], list[Genome]]) -> None:
+        """Begin one proposal: parents now (`pick`: the strategy's choice), operator and commit in a thread."""
         rng = random.Random(self.rng_seed * 1_000_003 + self.index)
         self.index += 1
-        parents = ray.get(self.population.select_parents.remote(2, rng)) or [self.seed_genome]
+        parents = pick(rng) or [self.seed_genome]
         distinct = list({p.id: p for p in parents}.values())
         op = self.mutators.choose_operator(rng, len(distinct))
         chosen = distinct[:2] if op in ("crossover", "merge") else distinct[:1]
@@ -134,24 +137,24 @@ class Proposer:
             context = self._context(parents[0])
             infos = [self._info(p) for p in parents]
             proposal = self.mutators.propose(op, infos, ancestor, context, rng, self._is_duplicate)
-            return self._commit(proposal, generation)
+            return self._commit(proposal, generation, tuple(p.id for p in parents))
         except Exception as e:  # a bug in one proposal must not stop the run: it is logged and counted
             log.exception("proposal %s failed", op)
-            return Failure(op, "error", f"{type(e).__name__}: {e}")
+            return Failure(op, "error", f"{type(e).__name__}: {e}", tuple(p.id for p in parents))
 
     def _repair(self, child: Genome, error_tail: str, generation: int) -> Child | Failure:
         try:
             proposal = self.mutators.repair(self._info(child), error_tail, self._context(child), self._is_duplicate)
-            return self._commit(proposal, generation)
+            return self._commit(proposal, generation, (child.id,))
         except Exception as e:  # as in _propose
             log.exception("repair of %s failed", child.short_id)
-            return Failure("repair", "error", f"{type(e).__name__}: {e}")
+            return Failure("repair", "error", f"{type(e).__name__}: {e}", (child.id,))
 
-    def _commit(self, proposal: Proposal, generation: int) -> Child | Failure:
+    def _commit(self, proposal: Proposal, generation: int, asked: tuple[str, ...]) -> Child | Failure:
         usage = self._bill(proposal.usage)
         if not proposal.ok:
             self._carry(usage)
-            return Failure(proposal.operator, proposal.status, proposal.reason)
+            return Failure(proposal.operator, proposal.status, proposal.reason, asked)
         draft = proposal.draft
         meta = {"changes": list(draft.changes)}
         if usage is not None:
@@ -164,10 +167,10 @@ class Proposer:
             )
         except InvalidGenome as e:
             self._carry(usage)
-            return Failure(draft.operator, "invalid", str(e))
+            return Failure(draft.operator, "invalid", str(e), asked)
         if not is_new:
             self._carry(usage)
-            return Failure(draft.operator, "duplicate", f"same source as {genome.short_id}")
+            return Failure(draft.operator, "duplicate", f"same source as {genome.short_id}", asked)
         llm = None
         if usage is not None:
             llm = dict(
@@ -176,7 +179,7 @@ class Proposer:
                 output_tokens=usage.output_tokens,
                 cost_usd=usage.cost_usd,
             )
-        return Child(genome.id, genome.source, genome.operator, genome.description, llm)
+        return Child(genome.id, genome.source, genome.operator, genome.description, llm, genome.parents)
 
     def _bill(self, usage: LLMUsage | None) -> LLMUsage | None:
         """This proposal's usage plus what failed proposals left unbilled (threads share the carry)."""

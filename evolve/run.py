@@ -58,6 +58,7 @@ class Settings:
     max_llm_cost: float
     repeat_share: float
     seed: int
+    strategy: str = "evolve"  # evolve.strategies.STRATEGIES
 
     @property
     def device(self) -> str:
@@ -75,6 +76,7 @@ class Settings:
             "seed_genome": self.seed_path,
             "noise_repeats": self.noise_repeats,
             "device": self.device,
+            "strategy": self.strategy,
         }
 
 
@@ -130,6 +132,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_llm_cost=math.inf if args.max_llm_cost is None else args.max_llm_cost,
         repeat_share=args.repeat_share,
         seed=args.seed,
+        strategy=args.strategy or "evolve",
     )
     return _reconcile(settings, args)
 
@@ -157,9 +160,12 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> Settings:
         )
     if args.population is not None and args.population != size:
         raise UsageError(f"run directory {where!r} has --population {size}; resume it with the same value")
+    strategy = recorded.get("strategy", "evolve")
+    if args.strategy is not None and args.strategy != strategy:
+        raise UsageError(f"run directory {where!r} runs --strategy {strategy}; resume it with the same value")
     population = dataclasses.replace(settings.population, population_size=size)
     noise = int(recorded.get("noise_repeats", settings.noise_repeats))
-    return dataclasses.replace(settings, profile=profile, population=population, noise_repeats=noise)
+    return dataclasses.replace(settings, profile=profile, population=population, noise_repeats=noise, strategy=strategy)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -17,10 +17,13 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from evolve.cli import UsageError
-from evolve.orchestrator import Limits, Orchestrator, RunAborted
+from evolve.orchestrator import Orchestrator
+from evolve.policy import Limits, RunAborted
+from evolve.pool import WorkerPool
 from evolve.progress import Progress, best_text
 from evolve.proposals import Proposer
 from evolve.run import Settings, record_worker
+from evolve.strategies import make_strategy
 from evolve.workers import TrainerWorker
 from mutators import Mutators
 from population.actor import PopulationActor
@@ -88,7 +91,7 @@ class Session:
             f"{'resuming' if summary['evaluations'] else 'starting'} run: profile {s.profile.name} "
             f"({s.profile.budget_seconds:g} s per child), {count} trainer workers ({unit}s, {threads} threads "
             f"each), population {s.population.population_size}, {s.generations} generations = {target} children "
-            f"({summary['children']} done), mutators {self.mutators!r}"
+            f"({summary['children']} done), mutators {self.mutators!r}, strategy {s.strategy}"
         )
         seed = ray.get(population.seed.remote())
         proposer = Proposer(
@@ -114,7 +117,9 @@ class Session:
         def on_ready(info: dict) -> None:
             record_worker(s.run_dir, session, info, sys.argv)
 
-        orchestrator = Orchestrator(population, workers, proposer, limits, progress, on_ready=on_ready)
+        pool = WorkerPool(workers, on_ready=on_ready)
+        strategy = make_strategy(s.strategy, seed.id, count)
+        orchestrator = Orchestrator(population, pool, proposer, limits, strategy, progress)
         code = 0
         try:
             why = orchestrator.run()
@@ -122,6 +127,9 @@ class Session:
         except RunAborted as e:
             why, code = f"aborted: {e}", EXIT_ABORTED
         progress.note(f"stopped: {why}")
+        if strategy.name != "evolve":  # evolve's pick is the noise-gated best, reported by _finish
+            pick = strategy.pick(orchestrator.board)
+            progress.note(f"{strategy.name}'s pick (its best at training seed 0): {pick[:7] if pick else 'none'}")
         self._finish(population, progress)
         if code == EXIT_ABORTED:
             print(f"evolve: error: {why}", file=sys.stderr)

@@ -3,10 +3,8 @@
 Opening an existing run (see population.rundir for the layout) replays the archive in recording
 order, which restores the standings, the survivors and the best exactly.
 
-Generations are accounting units: every `population_size` child evaluations, survivor selection
-runs over the survivors plus the genomes evaluated since, with a generator seeded by
-(selection_seed, number of selections so far), so a resumed run selects the same survivors. A new
-noise-gated best joins the survivors at once. Only this process writes: a lock refuses a second.
+Selection state (standings, survivors, the noise-gated best) lives in population.survivors, fed one
+archive row at a time. Only this process writes: a lock refuses a second.
 """
 
 from __future__ import annotations
@@ -23,15 +21,14 @@ import pandas as pd
 
 from fitness.interface import check_genome
 from fitness.result import RunResult
-from population import selection
 from population.archive import Archive, make_row, ok_value
 from population.errors import InvalidGenome, RunDirError
 from population.export import results_tsv
 from population.lineage import Lineage, build_lineage, merge_base
 from population.messages import Fitness, Genome, ImportedGenome, PopulationConfig
 from population.rundir import ARCHIVE, MARKER, check_run_dir, lock, write_atomic
-from population.standings import Standings
 from population.store import GenomeStore
+from population.survivors import Survivors
 
 log = logging.getLogger(__name__)
 IMPORTED = "imported"  # the operator of a genome brought in from another tool's history
@@ -53,15 +50,10 @@ class Population:
         fresh = check_run_dir(self.run_dir, None if read_only else seed_source)
         if not read_only:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._survivors: list[str] = []
-        self._pending: dict[str, None] = {}  # evaluated since the last survivor selection (ordered set)
         self._by_status: dict[str, int] = {}
         self._by_kind: dict[str, int] = {}
-        self._children = 0  # finished child evaluations (interrupted ones don't count): the generation clock
         self._evaluated: set[str] = set()  # genomes with a finished (not interrupted) evaluation
         self._llm_micro_usd = 0
-        self._selections = 0
-        self._best: str | None = None
         self._best_ref: str | None = None  # what refs/heads/best points at
         with contextlib.ExitStack() as undo:  # a failed open must not keep the lock
             self._lock = None if read_only else lock(self.run_dir)
@@ -73,7 +65,7 @@ class Population:
             self._store = GenomeStore.create(self.run_dir) if fresh else GenomeStore.load(self.run_dir)
             undo.callback(self._store.close)
             self._seed_id = self._create(seed_source, ancestors) if fresh else self._read_marker(seed_source)
-            self._standings = Standings(self._seed_id, self.config.confirm_repeats)
+            self._state = Survivors(self._seed_id, self.config)
             self._replay()
             undo.pop_all()
 
@@ -172,11 +164,11 @@ class Population:
         return self._archive.frame()
 
     def fitness(self, genome_id: str) -> Fitness:
-        return self._standings.fitness(self._store.resolve(genome_id))
+        return self._state.fitness(self._store.resolve(genome_id))
 
     def noise_sigma(self) -> float | None:
         """Pooled std of val_bpb between repeated evaluations (the seed's first); None until one exists."""
-        return self._standings.sigma()
+        return self._state.standings.sigma()
 
     def unevaluated(self) -> list[Genome]:
         """Committed genomes (the seed aside) with no finished evaluation: children in flight when a run
@@ -193,36 +185,27 @@ class Population:
     # --- selection -----------------------------------------------------------------------------
     def survivors(self) -> list[Genome]:
         """The current population, best first (empty until a genome has an ok evaluation)."""
-        return [self._store.get(c.id) for c in self._ranked_survivors()]
+        return [self._store.get(c.id) for c in self._state.ranked()]
 
     def select_parents(self, k_parents: int, rng: random.Random) -> list[Genome]:
         """Tournament picks among the survivors, distinct while there are enough of them."""
-        ranked, picks = self._ranked_survivors(), []
-        for _ in range(k_parents):
-            pool = [c for c in ranked if c not in picks] or ranked
-            picks += selection.tournament(pool, self.config.tournament_size, 1, rng)
-        return [self._store.get(c.id) for c in picks]
+        return [self._store.get(g) for g in self._state.select_parents(k_parents, rng)]
 
     def best(self) -> Genome | None:
         """The noise-gated incumbent: see population.selection.incumbent."""
-        return self._store.get(self._best) if self._best else None
+        return self._store.get(self._state.best) if self._state.best else None
 
     def repeat_candidates(self, n: int) -> list[str]:
         """Up to n genome ids that deserve a repeat evaluation now (the same ids until it is recorded)."""
-        c = self.config
-        best = self._incumbent()
-        sigma = self.noise_sigma()
-        return selection.repeat_candidates(
-            self._standings.ranked(), best, n, sigma, c.noise_margin_sigma, c.confirm_repeats
-        )
+        return self._state.repeat_candidates(n)
 
     def summary(self) -> dict:
-        best, seed = self._incumbent(), self._standings.fitness(self._seed_id)
+        best, seed = self._state.incumbent(), self._state.fitness(self._seed_id)
         return {
             "genomes": len(self._store),
             "evaluations": len(self._archive),
-            "children": self._children,
-            "generation": self._children // self.config.population_size,
+            "children": self._state.children,
+            "generation": self._state.children // self.config.population_size,
             "by_status": dict(sorted(self._by_status.items())),
             "best_id": best.id if best else None,
             "best_val_bpb": best.fitness.mean if best else None,
@@ -230,7 +213,7 @@ class Population:
             "seed_id": self._seed_id,
             "seed_val_bpb": seed.mean if seed.count else None,
             "sigma": self.noise_sigma(),
-            "survivors": len(self._survivors),
+            "survivors": len(self._state.ids),
             "llm_cost_usd": self._llm_micro_usd / 1e6,
         }
 
@@ -273,63 +256,24 @@ class Population:
     def _apply(self, row: dict) -> None:
         """Fold one archive row into the in-memory state (live and on resume alike)."""
         gid = row["genome_id"]
-        self._standings.add(gid, ok_value(row), row["source_chars"])
-        if gid not in self._survivors:
-            self._pending[gid] = None
         self._by_status[row["status"]] = self._by_status.get(row["status"], 0) + 1
         self._by_kind[row["kind"]] = self._by_kind.get(row["kind"], 0) + 1
         finished = row["status"] != "interrupted"
         if finished:
             self._evaluated.add(gid)
-        counted = row["kind"] == "child" and finished
-        self._children += counted
         self._llm_micro_usd += round(row["llm_cost_usd"] * 1e6)  # integer sum: exact after resume
-        best = self._incumbent()
-        self._best = best.id if best else None
-        if self._best and self._survivors and self._best not in self._survivors:
-            self._admit_best()
-        generation_done = counted and self._children % self.config.population_size == 0
-        if generation_done or not self._survivors:
-            self._select_survivors()
-
-    def _select_survivors(self) -> None:
-        c = self.config
-        pool = {*self._survivors, *self._pending, self._best}
-        ranked = selection.rank(self._standings.candidate(g) for g in pool if g in self._standings)
-        best = [x for x in ranked if x.id == self._best]
-        elites = (best + [x for x in ranked if x.id != self._best])[: c.elitism]
-        rng = random.Random(c.selection_seed * 1_000_003 + self._selections)
-        self._survivors = [
-            x.id for x in selection.select_survivors(ranked, c.population_size, elites, c.tournament_size, rng)
-        ]
-        self._pending.clear()
-        self._selections += 1
-
-    def _admit_best(self) -> None:
-        """A new best joins the survivors at once (elitism), in place of the worst when they are full."""
-        if len(self._survivors) >= self.config.population_size:
-            worst = self._ranked_survivors()[-1].id
-            self._survivors.remove(worst)
-            self._pending[worst] = None
-        self._survivors.append(self._best)
-        self._pending.pop(self._best, None)
-
-    def _ranked_survivors(self) -> list[selection.Candidate]:
-        return selection.rank(self._standings.candidate(g) for g in self._survivors)
-
-    def _incumbent(self) -> selection.Candidate | None:
-        leader, anchor = self._standings.leader(), self._standings.anchor()
-        return selection.incumbent(leader, anchor, self.noise_sigma(), self.config.noise_margin_sigma)
+        self._state.apply(gid, ok_value(row), row["source_chars"], row["kind"] == "child" and finished)
 
     def _check_writable(self) -> None:
         if self._lock is None:
             raise RunDirError(f"run directory {str(self.run_dir)!r} was opened read-only")
 
     def _update_best_ref(self) -> None:
-        if self._best is not None and self._best != self._best_ref and self._lock is not None:
+        best = self._state.best
+        if best is not None and best != self._best_ref and self._lock is not None:
             try:
-                self._store.set_best(self._best)
+                self._store.set_best(best)
             except OSError as e:  # a full disk: the ref is a convenience, the row is recorded; retried next time
-                log.warning("refs/heads/best not moved to %s: %s", self._best[:7], e)
+                log.warning("refs/heads/best not moved to %s: %s", best[:7], e)
                 return
-            self._best_ref = self._best
+            self._best_ref = best

@@ -34,7 +34,7 @@ from run_helpers import (
 
 from population.rundir import MARKER  # written last when a run is created: a reader can open the run from then on
 
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = [pytest.mark.timeout(1500), pytest.mark.slow]  # subprocess runs; the policy: tests/test_policy.py
 
 
 # --- the run and its resume ------------------------------------------------------------------------
@@ -85,6 +85,24 @@ def _node_ports() -> list[str]:
     """Ports that default to fixed numbers: two nodes on one host need their own."""
     names = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port")
     return [f"--{name}={_free_port()}" for name in (*names, "runtime-env-agent-port", "node-manager-port")]
+
+
+def test_a_random_strategy_run_mutates_only_the_seed_and_takes_no_repeats(tmp_path):
+    run_dir = tmp_path / "run"
+    result = evolve_run(
+        "--population", "2", "--generations", "2", "--mutators", "offline", "--strategy", "random",
+        "--run-dir", str(run_dir), *FAST,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert_clean(result)
+    assert "random's pick (its best at training seed 0)" in result.stdout
+    assert json.loads((run_dir / "run.json").read_text())["strategy"] == "random"
+    from population import Population
+
+    with Population.read(run_dir) as pop:
+        frame, seed = pop.archive(), pop.seed().id
+        parents = {pop.genome(g).parents for g in frame[frame.kind == "child"].genome_id}
+    assert parents == {(seed,)} and finished_children(frame) == 4 and not (frame.kind == "repeat").any()
 
 
 @pytest.fixture

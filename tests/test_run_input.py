@@ -4,6 +4,8 @@ nothing created or changed on disk."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 
@@ -27,6 +29,7 @@ def smoke_run_dir(tmp_path_factory):
         (["--budget", "0"], "must be positive, got '0'"),
         (["--budget", "-3"], "must be positive, got '-3'"),
         (["--profile", "tpu"], "invalid choice: 'tpu'"),
+        (["--strategy", "hill-climb"], "invalid choice: 'hill-climb'"),
         (["--mutators", "genetic"], "bad mode 'genetic'"),
         (["--noise-repeats", "1"], "--noise-repeats must be at least 2, got 1"),
         (["--seed-genome", "/no/such/train.py"], "genome '/no/such/train.py' does not exist"),
@@ -70,6 +73,7 @@ def test_a_run_directory_of_another_profile_or_population_is_refused(smoke_run_d
         (["--profile", "cpu"], "belongs to profile 'smoke', not 'cpu'"),
         (["--population", "3"], "has --population 2; resume it with the same value"),
         (["--budget", "9"], "would make its scores incomparable"),
+        (["--strategy", "greedy"], "runs --strategy evolve; resume it with the same value"),
     ):
         _refused([*args, "--run-dir", str(smoke_run_dir)], message, capsys)
 
@@ -80,3 +84,13 @@ def test_a_damaged_run_json_is_one_line(tmp_path, capsys):
     (run_dir / "run.json").write_text("{not json")
     assert "cannot be resumed" in _refused(["--run-dir", str(run_dir)], "is damaged", capsys)
     assert (run_dir / "run.json").read_text() == "{not json"  # nothing recorded is touched
+
+
+def test_the_strategy_is_recorded_in_run_json(tmp_path):
+    from evolve.cli import build_parser
+    from evolve.run import open_run_dir, settings_from_args
+
+    run_dir = tmp_path / "run"
+    args = ["--population", "2", "--profile", "smoke", "--strategy", "parallel-greedy", "--run-dir", str(run_dir)]
+    open_run_dir(settings_from_args(build_parser().parse_args(args)))
+    assert json.loads((run_dir / "run.json").read_text())["strategy"] == "parallel-greedy"

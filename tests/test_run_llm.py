@@ -14,7 +14,7 @@ from conftest import REPO
 from llm_server import FakeAnthropic, Recorded, Reply, text_reply
 from run_helpers import FAST, TIMEOUT, archive, assert_clean, run_env
 
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = [pytest.mark.timeout(1500), pytest.mark.slow]  # subprocess runs; the policy: tests/test_policy.py
 
 KEY = "sk-ant-test-run-KEY-0123456789"
 CRASH = 'raise RuntimeError("scripted crash")'

@@ -1,0 +1,247 @@
+"""One simulated run: the real policy (evolve.policy) and strategy (evolve.strategies) driven by a
+discrete-event clock over N virtual slots, against a landscape (benchmarks.landscape).
+
+What is real: every scheduling and selection decision — the Policy (queues, noise evaluations, repeats,
+limits, accounting), the strategies, the population's selection state (population.survivors.Survivors:
+tournaments, survivors, the noise-gated best) and the offline operators' choice and perturbation of
+knobs (mutators.offline.perturb and consistent, Mutators.choose_operator). What is simulated: training
+(the landscape's score and cost), and the genome, which is its knob vector rather than train.py source:
+the real hyperparam operator parses and checks the whole source (about 10 ms a child, half an hour of
+the table), while the knob edits it makes are exactly these. A merge is the knob-level 3-way merge of
+two parents over their common ancestor (both changing one knob differently is a conflict).
+Proposals are instant (offline operators): a free slot never waits for one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from dataclasses import dataclass, field
+
+from evolve.policy import Limits, Policy, RunAborted
+from evolve.proposals import Child, Failure
+from evolve.strategies import make_strategy
+from fitness.result import RunResult
+from mutators import MutatorConfig, Mutators
+from mutators.offline import MAX_TRIES, consistent, perturb
+from population.messages import Fitness, Genome, PopulationConfig
+from population.survivors import Survivors
+
+FRESH_SEEDS = (1000, 1001, 1002)  # the pick is confirmed at training seeds the search never used
+CHECKPOINTS = 20  # points of the best-so-far curve over the run's wall clock
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    population: PopulationConfig = PopulationConfig()
+    noise_repeats: int = 3
+    repeat_share: float = 0.5
+
+
+@dataclass
+class History:
+    strategy: str
+    slots: int
+    seed: int
+    budget_seconds: float
+    evaluations: list[tuple[float, str, str, int, float | None]] = field(default_factory=list)  # t, kind, id, seed, val
+    children: int = 0
+    pick: str = ""
+    pick_knobs: dict = field(default_factory=dict)
+    gain: float = math.nan  # seed's mean at FRESH_SEEDS minus the pick's
+    true_gain: float = math.nan  # the same without noise (the landscape's mean)
+    curve: list[tuple[float, float]] = field(default_factory=list)  # (wall seconds, true gain of the pick then)
+
+
+class SimBoard:
+    """The run's state for the policy (evolve.strategies.Board), in memory: genomes are knob vectors."""
+
+    def __init__(self, seed_knobs: dict, config: PopulationConfig) -> None:
+        self.knobs: dict[str, dict] = {}
+        self.genomes: dict[str, Genome] = {}
+        self.seen: set[tuple] = set()
+        self._seed = self.add(seed_knobs, (), "seed", "seed genome")
+        self.state = Survivors(self._seed.id, config)
+
+    def add(self, knobs: dict, parents: tuple[str, ...], operator: str, description: str) -> Genome:
+        gid = f"g{len(self.genomes):06d}"
+        genome = Genome(gid, parents, operator, description, gid, 0, "")
+        self.genomes[gid], self.knobs[gid] = genome, knobs
+        self.seen.add(tuple(sorted(knobs.items())))
+        return genome
+
+    def is_new(self, knobs: dict) -> bool:
+        return tuple(sorted(knobs.items())) not in self.seen
+
+    def record(self, genome_id: str, kind: str, result: RunResult) -> None:
+        val = result.val_bpb if result.ok else None
+        self.state.apply(genome_id, val, 0, kind == "child" and result.status != "interrupted")
+
+    def seed(self) -> Genome:
+        return self._seed
+
+    def genome(self, genome_id: str) -> Genome:
+        return self.genomes[genome_id]
+
+    def fitness(self, genome_id: str) -> Fitness:
+        return self.state.fitness(genome_id)
+
+    def best(self) -> Genome | None:
+        return self.genomes[self.state.best] if self.state.best else None
+
+    def select_parents(self, k_parents: int, rng: random.Random) -> list[Genome]:
+        return [self.genomes[g] for g in self.state.select_parents(k_parents, rng)]
+
+    def repeat_candidates(self, n: int) -> list[str]:
+        return self.state.repeat_candidates(n)
+
+    def ancestors(self, genome_id: str) -> list[str]:
+        """`genome_id` and every ancestor, nearest first (breadth first over the parents)."""
+        order, queue, seen = [], [genome_id], {genome_id}
+        while queue:
+            g = queue.pop(0)
+            order.append(g)
+            for p in self.genomes[g].parents:
+                if p not in seen:
+                    seen.add(p)
+                    queue.append(p)
+        return order
+
+
+class SimProposer:
+    """Proposals as evolve.proposals.Proposer makes them, instantly: parents from the strategy, then an
+    offline operator, each proposal with its own generator seeded by (run seed, proposal index)."""
+
+    def __init__(self, board: SimBoard, seed: int) -> None:
+        self.board, self.seed, self.index = board, seed, 0
+        self.mutators = Mutators(MutatorConfig(mode="offline"), api_key_from_env=False)
+
+    def propose(self, pick) -> Child | Failure:
+        rng = random.Random(self.seed * 1_000_003 + self.index)
+        self.index += 1
+        parents = pick(rng) or [self.board.seed()]
+        distinct = list({p.id: p for p in parents}.values())
+        op = self.mutators.choose_operator(rng, len(distinct))
+        chosen = distinct[:2] if op == "merge" else distinct[:1]
+        ids = tuple(p.id for p in chosen)
+        knobs, why = self._merge(*ids) if op == "merge" else self._hyperparam(ids[0], rng)
+        if knobs is None:
+            return Failure(op, "conflict" if op == "merge" else "duplicate", why, ids)
+        genome = self.board.add(knobs, ids, op, why)
+        return Child(genome.id, genome.source, op, why, None, ids)
+
+    def _hyperparam(self, parent: str, rng: random.Random) -> tuple[dict | None, str]:
+        """mutators.offline.hyperparam's loop over knob values (one knob, sometimes two)."""
+        knobs = self.board.knobs[parent]
+        names = list(knobs)
+        for _ in range(MAX_TRIES):
+            chosen = rng.sample(names, 1 if rng.random() < 0.7 else 2)
+            changes = {n: perturb(n.split("[")[0], knobs[n], rng) for n in chosen}
+            if any(new == knobs[n] for n, new in changes.items()):
+                continue
+            child = knobs | changes
+            if consistent({n.split("[")[0]: v for n, v in child.items()}) is None and self.board.is_new(child):
+                return child, ", ".join(f"{n} {knobs[n]!r} -> {v!r}" for n, v in changes.items())
+        return None, f"no valid new child in {MAX_TRIES} tries"
+
+    def _merge(self, a: str, b: str) -> tuple[dict | None, str]:
+        mine = set(self.board.ancestors(a))
+        base = next(g for g in self.board.ancestors(b) if g in mine)
+        ka, kb, kbase = (self.board.knobs[g] for g in (a, b, base))
+        child = dict(ka)
+        for name, value in kb.items():
+            if value != kbase[name]:
+                if ka[name] != kbase[name] and ka[name] != value:
+                    return None, f"both parents changed {name}"
+                child[name] = value
+        if not self.board.is_new(child) or consistent({n.split("[")[0]: v for n, v in child.items()}):
+            return None, "the merge gives no new valid child"
+        return child, f"merge of {a} and {b}"
+
+
+def run_strategy(
+    strategy: str, landscape, slots: int, children: int, seed: int, config: SimConfig = SimConfig()
+) -> History:
+    """One run of `strategy` with `slots` virtual slots, stopped at `children` children or at the wall clock
+    a run of that many children (and the noise evaluations) takes at full width, whichever comes first."""
+    board = SimBoard(landscape.seed_genome(), _with_seed(config.population, seed))
+    seed_cost = landscape.evaluate(landscape.seed_genome(), 0)[1]
+    budget = math.ceil((children + config.noise_repeats) / slots) * seed_cost
+    limits = Limits(children, config.population.population_size, config.noise_repeats, 0, budget, math.inf,
+                    repeat_share=config.repeat_share)  # fmt: skip
+    chosen = make_strategy(strategy, board.seed().id, slots)
+    policy = Policy(limits, chosen, board, slots, children_done=0, now=0.0)
+    for slot in range(slots):
+        policy.slot_ready(slot)
+    policy.queue_leftovers(0, [])
+    history = History(strategy, slots, seed, budget)
+    _drive(policy, board, SimProposer(board, seed), landscape, history)
+    _score(history, board, chosen.pick(board), landscape)
+    return history
+
+
+def _drive(policy: Policy, board: SimBoard, proposer: SimProposer, landscape, history: History) -> None:
+    events: list = []
+    now, seq, mark = 0.0, 0, 0
+    strategy = policy.strategy
+    while True:
+        for _ in range(policy.proposals_wanted(0)):
+            if not strategy.can_propose():
+                break
+            item = proposer.propose(lambda rng: strategy.parents(board, rng))
+            policy.child_ready(item) if isinstance(item, Child) else policy.proposal_failed(item)
+        policy.check_limits(now, 0.0)
+        for slot, task in policy.dispatch(now):
+            val_bpb, cost, _ = landscape.evaluate(board.knobs[task.genome_id], task.seed)
+            heapq.heappush(events, (now + cost, seq, slot, val_bpb, cost))
+            seq += 1
+        if policy.finished():
+            return
+        if not events:
+            raise RunAborted(f"{strategy.name}: nothing to run and nothing in flight")
+        now, _, slot, val_bpb, cost = heapq.heappop(events)
+        while mark < CHECKPOINTS and now >= (mark + 1) * history.budget_seconds / CHECKPOINTS:
+            mark += 1
+            history.curve.append(
+                (mark * history.budget_seconds / CHECKPOINTS, _true_gain(board, strategy.pick(board), landscape))
+            )
+        task = policy.release(slot, now)
+        result = _result(val_bpb, cost)
+        board.record(task.genome_id, task.kind, result)
+        policy.recorded(task, result)
+        history.evaluations.append((now, task.kind, task.genome_id, task.seed, result.val_bpb if result.ok else None))
+        history.children = policy.children_done
+
+
+def _result(val_bpb: float | None, cost: float) -> RunResult:
+    if val_bpb is not None and math.isfinite(val_bpb):
+        return RunResult("ok", val_bpb=val_bpb, training_seconds=cost)
+    return RunResult("crash", reason="failed in the landscape", training_seconds=cost)
+
+
+def _true_gain(board: SimBoard, pick: str | None, landscape) -> float:
+    """The gain of a pick without noise (NaN for a landscape with no `mean`)."""
+    if not hasattr(landscape, "mean"):
+        return math.nan
+    pick = pick or board.seed().id
+    return landscape.mean(board.knobs[board.seed().id]) - landscape.mean(board.knobs[pick])
+
+
+def _score(history: History, board: SimBoard, pick: str | None, landscape) -> None:
+    pick = pick or board.seed().id
+    seed_knobs, knobs = board.knobs[board.seed().id], board.knobs[pick]
+
+    def fresh(k: dict) -> float:
+        values = [landscape.evaluate(k, s)[0] for s in FRESH_SEEDS]
+        return math.inf if None in values else sum(values) / len(values)
+
+    history.pick, history.pick_knobs = pick, knobs
+    history.gain = fresh(seed_knobs) - fresh(knobs)
+    history.true_gain = _true_gain(board, pick, landscape)
+
+
+def _with_seed(config: PopulationConfig, seed: int) -> PopulationConfig:
+    import dataclasses
+
+    return dataclasses.replace(config, selection_seed=seed)

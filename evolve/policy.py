@@ -1,0 +1,270 @@
+"""The run's policy: every decision of the scheduling loop, as plain Python with the clock passed in.
+
+What a free slot runs next, in priority order: evaluations of the seed that measure the noise level;
+children re-queued after their worker died, or left unevaluated by a stopped run; repeats that confirm
+a would-be best (evolve only, at most `repeat_share` per child started); fresh children. It also keeps the
+accounting (children done, generations, slot time), the limits (target, --max-hours, --max-llm-cost),
+retries of a task whose worker died, retirement of a slot that keeps dying, the abort after too many
+failed proposals, and what Ctrl-C leaves in flight. Who the parents are is the strategy's (evolve.strategies).
+
+Three drivers: the Ray loop (evolve.orchestrator), the search simulator (benchmarks.simulate) and the
+in-process tests. None of this reads a clock, touches Ray or prints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from evolve.strategies import Board, Strategy
+from fitness.result import RunResult
+from population.messages import Genome
+
+MAX_PROPOSAL_FAILURES = 50  # in a row: the mutators can find nothing new, so the run stops
+MAX_SLOT_DEATHS = 3  # in a row, without a finished start-up in between: the slot is retired
+
+
+class RunAborted(Exception):
+    """The run cannot go on (the seed doesn't train, the mutators are stuck, no worker is left)."""
+
+
+@dataclass
+class Task:
+    genome_id: str
+    source: str
+    kind: str  # "noise" | "child" | "repeat"
+    seed: int
+    description: str = ""
+    operator: str = ""
+    llm: dict | None = None
+    attempts: int = 0  # worker deaths so far
+    parent: str | None = None  # a child's first parent (what a greedy line compares it with)
+
+
+@dataclass(frozen=True)
+class Running:
+    task: Task
+    started: float
+
+
+@dataclass(frozen=True)
+class Limits:
+    target_children: int  # generations x population_size
+    population_size: int
+    noise_repeats: int
+    lookahead: int  # proposals kept ready beyond the idle slots
+    max_seconds: float = math.inf  # this session's wall clock (--max-hours)
+    max_llm_cost: float = math.inf  # whole run (--max-llm-cost)
+    max_worker_retries: int = 2  # re-queues of one task after its worker died
+    repeat_share: float = 0.5  # repeats started per child started, at most (repeats confirm would-be bests)
+
+
+class Policy:
+    def __init__(
+        self, limits: Limits, strategy: Strategy, board: Board, slots: int, *, children_done: int, now: float
+    ) -> None:
+        self.limits, self.strategy, self.board = limits, strategy, board
+        self.seed_id = board.seed().id
+        self.idle: deque[int] = deque()  # slots ready for work
+        self.deaths = [0] * slots  # per slot, in a row
+        self.inflight: dict[int, Running] = {}  # by slot
+        self.urgent: deque[Task] = deque()  # noise, retries, unevaluated children of a stopped run
+        self.ready: deque[Task] = deque()  # fresh children
+        self.children_done = children_done
+        self.children_at_start = children_done
+        self.stop_reason: str | None = None
+        self.proposal_failures = 0
+        self.started = now
+        self.busy_seconds = 0.0  # slot time spent on finished evaluations this session
+        self.evaluations = 0  # finished this session
+        self.dispatched = {"child": 0, "repeat": 0}  # started this session, by kind
+
+    # --- work in ------------------------------------------------------------------------------------
+    def queue_leftovers(self, noise_done: int, unevaluated: list[Genome]) -> None:
+        """Noise evaluations still owed, then children a stopped run left unevaluated."""
+        seed = self.board.seed()
+        for i in range(noise_done, self.limits.noise_repeats):
+            self.urgent.append(Task(seed.id, seed.source, "noise", seed=i, description="seed", operator="seed"))
+        for genome in unevaluated:
+            parent = genome.parents[0] if genome.parents else None
+            self.urgent.append(
+                Task(genome.id, genome.source, "child", 0, genome.description, genome.operator, parent=parent)
+            )
+
+    def child_ready(self, child) -> None:
+        """A proposal gave a committed child (evolve.proposals.Child): it waits for a slot."""
+        self.proposal_failures = 0
+        parent = child.parents[0] if child.parents else None
+        self.ready.append(
+            Task(child.genome_id, child.source, "child", 0, child.description, child.operator, child.llm, parent=parent)
+        )
+
+    def proposal_failed(self, failure) -> None:
+        """A proposal gave no child (evolve.proposals.Failure); too many in a row abort the run."""
+        self.proposal_failures += 1
+        self.strategy.proposal_failed(failure.parents)
+        if failure.status == "budget":
+            self.stop_reason = self.stop_reason or "the LLM budget (--max-llm-cost) is spent"
+        elif self.proposal_failures >= MAX_PROPOSAL_FAILURES:
+            raise RunAborted(
+                f"the mutators failed {self.proposal_failures} times in a row (last: {failure.operator} "
+                f"{failure.status}: {failure.reason})"
+            )
+
+    def proposals_wanted(self, in_flight: int) -> int:
+        """How many proposals to start now (the strategy may hold some back: one child at a time)."""
+        if self.stop_reason:
+            return 0
+        wanted = min(len(self.idle) + self.limits.lookahead, self.children_to_dispatch())
+        return max(0, wanted - len(self.ready) - in_flight)
+
+    def check_limits(self, now: float, llm_cost: float) -> str | None:
+        """Sets the stop reason when a limit is reached; returns it when it was set by this call."""
+        if self.stop_reason:
+            return None
+        if now - self.started >= self.limits.max_seconds:
+            self.stop_reason = "--max-hours reached"
+        elif llm_cost >= self.limits.max_llm_cost:
+            self.stop_reason = "--max-llm-cost reached"
+        return self.stop_reason
+
+    # --- slots --------------------------------------------------------------------------------------
+    def slot_ready(self, slot: int) -> None:
+        self.idle.append(slot)
+        self.deaths[slot] = 0
+
+    def slot_died(self, slot: int) -> bool:
+        """A slot's worker died; True: restart it, False: it is retired. Raises when none is left."""
+        self.deaths[slot] += 1
+        if self.deaths[slot] < MAX_SLOT_DEATHS:
+            return True
+        if all(d >= MAX_SLOT_DEATHS for d in self.deaths):
+            raise RunAborted("every trainer worker has died repeatedly")
+        return False
+
+    def dispatch(self, now: float) -> list[tuple[int, Task]]:
+        """Give idle slots their next tasks: (slot, task) pairs for the driver to start."""
+        started = []
+        while self.idle and not self.stop_reason:
+            task = self._next_task()
+            if task is None:
+                break
+            slot = self.idle.popleft()
+            self.inflight[slot] = Running(task, now)
+            if task.kind in self.dispatched:
+                self.dispatched[task.kind] += 1
+            started.append((slot, task))
+        return started
+
+    def _next_task(self) -> Task | None:
+        if self.urgent:
+            return self.urgent.popleft()
+        if self.ready or self.children_to_dispatch() > 0:
+            repeat = self._repeat()
+            if repeat is not None:
+                return repeat
+            if self.ready:
+                return self.ready.popleft()
+        return None
+
+    def _repeat(self) -> Task | None:
+        """A repeat evaluation of a would-be best (not one already running), when the noise gate asks."""
+        if (
+            not self.strategy.repeats
+            or self.dispatched["repeat"] >= self.limits.repeat_share * self.dispatched["child"]
+        ):
+            return None
+        busy = {r.task.genome_id for r in self.inflight.values() if r.task.kind == "repeat"}
+        for genome_id in self.board.repeat_candidates(len(busy) + 1):
+            if genome_id not in busy:
+                genome = self.board.genome(genome_id)
+                count = self.board.fitness(genome_id).count
+                return Task(genome.id, genome.source, "repeat", count, genome.description, genome.operator)
+        return None
+
+    # --- results ------------------------------------------------------------------------------------
+    def release(self, slot: int, now: float) -> Task:
+        """The slot's evaluation finished (recorded next by the driver); the slot takes work again."""
+        running = self.inflight.pop(slot)
+        self.idle.append(slot)
+        self.busy_seconds += now - running.started
+        self.evaluations += 1
+        return running.task
+
+    def recorded(self, task: Task, result: RunResult) -> bool:
+        """Accounting once the driver has recorded `result`; True: the driver may ask for a repair."""
+        if task.kind == "child" and result.status != "interrupted":
+            self.children_done += 1
+        score = result.val_bpb if result.ok else None
+        if task.kind == "child" and task.seed == 0:
+            self.strategy.scored(task.genome_id, task.parent or "", score)
+        if task.kind == "noise" and task.seed == 0:
+            self.strategy.scored(task.genome_id, None, score)
+        if task.kind == "noise" and result.status not in ("ok", "interrupted"):  # Ctrl-C is no verdict on the seed
+            self._check_seed(result)
+        return task.kind == "child" and result.status == "crash" and self.children_to_dispatch() > 0
+
+    def task_lost(self, slot: int, why: str) -> tuple[Task, RunResult | None]:
+        """The slot's worker died under its task: re-queued (None), or after too many deaths a crash to record."""
+        task = self.inflight.pop(slot).task
+        task.attempts += 1
+        if task.attempts > self.limits.max_worker_retries:
+            return task, RunResult(status="crash", reason=f"its trainer worker died {task.attempts} times ({why})")
+        self.urgent.appendleft(task)
+        return task, None
+
+    def interrupt(self, now: float, reason: str) -> list[tuple[Task, RunResult]]:
+        """Ctrl-C or an abort: every evaluation in flight, as an interrupted result to record."""
+        stopped = []
+        while self.inflight:
+            _, running = self.inflight.popitem()
+            result = RunResult(status="interrupted", reason=reason, total_seconds=now - running.started)
+            stopped.append((running.task, result))
+        return stopped
+
+    def _check_seed(self, result: RunResult) -> None:
+        if self.board.fitness(self.seed_id).count:
+            return
+        noise_left = any(t.kind == "noise" for t in self.urgent) or any(
+            r.task.kind == "noise" for r in self.inflight.values()
+        )
+        if not noise_left:
+            raise RunAborted(f"the seed genome does not train on this profile: {result.status}: {result.reason}")
+
+    # --- accounting ---------------------------------------------------------------------------------
+    def children_to_dispatch(self) -> int:
+        """Children still to start: the target minus those done, running or queued."""
+        running = sum(r.task.kind == "child" for r in self.inflight.values())
+        queued = sum(t.kind == "child" for t in self.urgent)
+        return self.limits.target_children - self.children_done - running - queued - len(self.ready)
+
+    def finished(self) -> bool:
+        """Nothing in flight and nothing left to do (or a stop was asked for)."""
+        return not self.inflight and (self.stop_reason is not None or not self._work_left())
+
+    def _work_left(self) -> bool:
+        return bool(self.urgent) or self.children_done < self.limits.target_children
+
+    def generation(self) -> int:
+        """The generation in progress (1-based): finished children // population_size + 1."""
+        return self.children_done // self.limits.population_size + 1
+
+    def generation_text(self) -> str:
+        total = math.ceil(self.limits.target_children / self.limits.population_size)
+        return f"generation {min(self.generation(), total)}/{total}"
+
+    def status(self, now: float, llm_cost: float, proposals: int) -> dict:
+        return dict(
+            children_done=self.children_done,
+            target=self.limits.target_children,
+            running=len(self.inflight),
+            queued=len(self.ready) + len(self.urgent) + proposals,
+            generation=self.generation_text(),
+            llm_cost=llm_cost,
+            elapsed=now - self.started,
+            slots=len(self.deaths),
+            busy=self.busy_seconds + sum(now - r.started for r in self.inflight.values()),
+            evaluations=self.evaluations,
+            session_children=self.children_done - self.children_at_start,
+        )
