@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
@@ -13,6 +14,7 @@ from experiments import profiles
 from fitness.interface import check_genome
 
 EXIT_USAGE = 2
+COMMANDS = ("train", "prepare", "lineage", "show", "replay", "report", "status")
 
 
 class UsageError(Exception):
@@ -137,11 +139,38 @@ def add_inspection_commands(commands) -> None:
     status.add_argument("--run-dir", **run_dir)
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The parsed arguments; a misspelt run option is named as such (argparse would take its value for a command)."""
+    parser = build_parser()
+    try:
+        return parser.parse_args(argv)
+    except UsageError as e:
+        unknown = unknown_option(parser, argv)
+        if unknown and str(e).startswith(("argument command: invalid choice", "unrecognized arguments")):
+            raise UsageError(unknown) from None
+        raise
+
+
+def unknown_option(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """'unknown option '--populaton' (did you mean --population?)' for the first run option not known, if any."""
+    known = parser._option_string_actions  # argparse's own table of option strings
+    for token in argv:
+        if not token.startswith("-"):
+            if token in COMMANDS:
+                return None  # a command's own options are its parser's to judge
+            continue
+        flag = token.split("=", 1)[0]
+        if flag not in known and flag != "--":
+            close = difflib.get_close_matches(flag, [k for k in known if k.startswith("--")], n=1)
+            return f"unknown option {flag!r}" + (f" (did you mean {close[0]}?)" if close else "")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
         if getattr(args, "handler", None):
             module, function = args.handler.split(":")
             return getattr(importlib.import_module(module), function)(args)

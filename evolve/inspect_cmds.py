@@ -12,7 +12,6 @@ import math
 import sys
 from datetime import datetime, timezone
 
-from evolve.cli import UsageError
 from evolve.report import summarize, summary_text
 from evolve.runview import fmt_bpb, genome_stats, one_line, open_run, resolve, run_dir_arg, run_record
 from population.lineage import unified_diff
@@ -26,9 +25,10 @@ def show(args: argparse.Namespace) -> int:
         genome = resolve(pop, args.genome)
         if args.diff is None:
             text = genome.source
+        elif args.diff == "" and not genome.parents:
+            print(f"evolve: {genome.short_id} is the seed genome: it has no parents to diff against", file=sys.stderr)
+            return 0
         elif args.diff == "":
-            if not genome.parents:
-                raise UsageError(f"genome {genome.short_id} is the seed: it has no parent (use --diff OTHER)")
             text = "".join(unified_diff(pop.genome(p), genome) for p in genome.parents)
         else:
             text = unified_diff(resolve(pop, args.diff), genome)

@@ -189,6 +189,7 @@ class Orchestrator:
             index = self.idle.popleft()
             ref = self.workers[index].train.remote(task.source, task.seed)
             self.inflight[ref] = Running(task, index)
+            self.progress.started(task, self._status())
             if task.kind in self.dispatched:
                 self.dispatched[task.kind] += 1
 

@@ -178,6 +178,7 @@ def main(args: argparse.Namespace) -> int:
     from evolve.session import Session, start_ray
 
     print(f"evolve: run directory {settings.run_dir}", flush=True)
+    print(f"evolve: starting {'Ray at ' + settings.address if settings.address else 'a private local Ray'}", flush=True)
     start_ray(settings, CACHE_ENV)
     try:
         return Session(settings, mutators).run()

@@ -18,7 +18,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from evolve.cli import UsageError
 from evolve.orchestrator import Limits, Orchestrator, RunAborted
-from evolve.progress import Progress, best_text
+from evolve.progress import Progress, best_text, duration
 from evolve.proposals import Proposer
 from evolve.run import Settings, record_worker
 from evolve.workers import TrainerWorker
@@ -26,6 +26,7 @@ from mutators import Mutators
 from population.actor import PopulationActor
 
 EXIT_ABORTED, EXIT_INTERRUPTED = 1, 130
+ASSUMED_OVERHEAD_S = 10.0  # per evaluation beyond training, until the run has measured its own (CPU: ~9 s)
 
 
 def start_ray(settings: Settings, cache_env: tuple[str, ...]) -> None:
@@ -35,6 +36,7 @@ def start_ray(settings: Settings, cache_env: tuple[str, ...]) -> None:
     if settings.address:
         ray.init(address=settings.address, **common)
     else:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # our own private Ray: no token, no warning about one
         ray.init(
             address="local",
             num_cpus=os.cpu_count(),
@@ -84,11 +86,12 @@ class Session:
         workers = [Worker.remote(s.profile.to_dict(), s.device, threads, (str(s.run_dir),)) for _ in range(count)]
         progress = Progress(population, unit)
         target = s.generations * s.population.population_size
+        self._announce(progress, population, count, summary)
         progress.note(
             f"{'resuming' if summary['evaluations'] else 'starting'} run: profile {s.profile.name} "
-            f"({s.profile.budget_seconds:g} s per child), {count} trainer workers ({unit}s, {threads} threads "
-            f"each), population {s.population.population_size}, {s.generations} generations = {target} children "
-            f"({summary['children']} done), mutators {self.mutators!r}"
+            f"({s.profile.budget_seconds:g} s per child), {plural(count, 'trainer worker')} ({unit}s, "
+            f"{plural(threads, 'thread')} each), population {s.population.population_size}, {s.generations} "
+            f"generations = {target} children ({summary['children']} done), mutators: {mutators_text(self.mutators)}"
         )
         seed = ray.get(population.seed.remote())
         proposer = Proposer(
@@ -113,6 +116,9 @@ class Session:
 
         def on_ready(info: dict) -> None:
             record_worker(s.run_dir, session, info, sys.argv)
+            progress.note(
+                f"trainer worker ready on {info['node']} (data and tokenizer: {info['prepare_seconds']:.0f} s)"
+            )
 
         orchestrator = Orchestrator(population, workers, proposer, limits, progress, on_ready=on_ready)
         code = 0
@@ -127,12 +133,38 @@ class Session:
             print(f"evolve: error: {why}", file=sys.stderr)
         return code
 
+    def _announce(self, progress: Progress, population, slots: int, summary: dict) -> None:
+        """What happens before the first result, and about how long the whole run will take."""
+        s = self.settings
+        frame = ray.get(population.archive.remote())
+        measured = frame[frame.status == "ok"]
+        overhead = float((measured.total_seconds - measured.training_seconds).mean()) if len(measured) else None
+        children = s.generations * s.population.population_size - summary["children"]
+        noise = max(0, s.noise_repeats - int((frame.kind == "noise").sum())) if len(frame) else s.noise_repeats
+        eta = planned_seconds(children + noise, s.profile.budget_seconds, overhead, slots)
+        progress.note(
+            "each trainer worker first prepares the dataset and tokenizer (once per machine: about a minute on a "
+            f"CPU the first time), then the seed trains {plural(noise, 'time')} to measure the noise level"
+        )
+        assumed = "assumed" if overhead is None else "measured"
+        progress.note(
+            f"planned: {children + noise} evaluations x ({s.profile.budget_seconds:g} s training + "
+            f"{ASSUMED_OVERHEAD_S if overhead is None else overhead:.0f} s {assumed} overhead) / "
+            f"{plural(slots, 'slot')} = about {duration(eta)}"
+        )
+        if s.device == "cpu" and eta > 2 * 3600:
+            progress.note(
+                "that is a long run for a CPU; for a first look try "
+                "python -m evolve --profile smoke --population 4 --generations 2 (a few minutes)"
+            )
+
     def _finish(self, population, progress: Progress) -> None:
         run_dir = self.settings.run_dir
         ray.get(population.export_results_tsv.remote(str(run_dir / "results.tsv")))
         summary = ray.get(population.summary.remote())
         best = ray.get(population.best.remote())
-        lines = [f"run directory: {run_dir}", f"evaluations: {summary['evaluations']} {summary['by_status']}"]
+        by_status = ", ".join(f"{status} {n}" for status, n in summary["by_status"].items())
+        lines = [f"run directory: {run_dir}", f"evaluations: {summary['evaluations']} ({by_status})"]
         if best is not None:
             frame = ray.get(population.archive.remote())
             mine = frame[(frame.genome_id == best.id) & (frame.status == "ok")]
@@ -146,9 +178,26 @@ class Session:
                 f"replay it:        python -m evolve replay {best.short_id} --run-dir {run_dir}",
             ]
         lines.append(
-            f"continue the run: python -m evolve --population {self.settings.population.population_size} "
-            f"--generations <more> --run-dir {run_dir}"
+            f"resume it: python -m evolve --run-dir {run_dir} --generations {self.settings.generations} "
+            "(a total: a larger number evolves further)"
         )
         for line in lines:
             progress.note(line)
         ray.get(population.close.remote())
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def mutators_text(mutators: Mutators) -> str:
+    """'offline (hyperparam, merge)' or 'LLM claude-sonnet-4-6 and offline': what will write the children."""
+    if not mutators.llm_available:
+        return "offline (hyperparam, merge)" + ("" if mutators.config.mode == "offline" else "; no ANTHROPIC_API_KEY")
+    families = mutators.config.family_weights()
+    return f"LLM {mutators.config.model}" + (" and offline" if "offline" in families else "")
+
+
+def planned_seconds(evaluations: int, budget: float, overhead: float | None, slots: int) -> float:
+    """Evaluations x (budget + overhead per evaluation) / slots: the run's expected wall time."""
+    return evaluations * (budget + (ASSUMED_OVERHEAD_S if overhead is None else overhead)) / max(1, slots)

@@ -39,6 +39,15 @@ def test_show_diff_against_another_genome(smoke_run):
     assert '-raise RuntimeError("deliberate crash before training")' in proc.stdout
 
 
+def test_show_diff_of_the_seed_says_it_has_no_parents(smoke_run, capsys):
+    from evolve.cli import main
+
+    assert main(["show", "seed", "--diff", "--run-dir", str(smoke_run.run_dir)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == f"evolve: {smoke_run.seed.short_id} is the seed genome: it has no parents to diff against"
+
+
 def test_status_is_one_screen_with_counts_failures_and_the_best(smoke_run):
     proc = evolve("status", "--run-dir", str(smoke_run.run_dir))
     assert proc.returncode == 0, proc.stderr

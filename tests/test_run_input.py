@@ -40,6 +40,19 @@ def test_bad_run_flags_are_one_line_and_exit_2(args, message, tmp_path, capsys):
     assert not (tmp_path / "never").exists()
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--populaton", "4"], "unknown option '--populaton' (did you mean --population?)"),
+        (["--population", "4", "--generatons=3"], "unknown option '--generatons' (did you mean --generations?)"),
+        (["--frobnicate", "4"], "unknown option '--frobnicate'"),
+    ],
+)
+def test_a_misspelt_run_option_is_named_not_taken_for_a_command(args, message, capsys):
+    err = _refused(args, message, capsys)
+    assert "invalid choice" not in err
+
+
 def _refused(args: list[str], message: str, capsys) -> str:
     """`python -m evolve ARGS` in-process: exit 2 and one line on stderr holding `message`; that line."""
     from evolve.cli import main

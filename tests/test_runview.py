@@ -102,7 +102,6 @@ def test_a_run_json_with_a_foreign_profile_is_refused_by_replay(smoke_run, tmp_p
         (["lineage", "--out", "tree.jpg"], "'tree.jpg'"),
         (["replay", "seed", "--repeats", "0"], "0"),
         (["replay", "seed", "--profile", "tpu"], "'tpu'"),
-        (["show", "seed", "--diff"], "seed"),
     ],
 )
 def test_bad_options_are_one_line(args, quoted, smoke_run):
