@@ -14,7 +14,7 @@ from experiments import profiles
 from fitness.interface import check_genome
 
 EXIT_USAGE = 2
-COMMANDS = ("train", "prepare", "lineage", "show", "replay", "report", "status")
+COMMANDS = ("train", "prepare", "lineage", "show", "replay", "report", "status", "runs")
 
 
 class UsageError(Exception):
@@ -109,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_inspection_commands(commands) -> None:
-    """lineage, show, replay, report, status: they read a run directory (replay also records into it)."""
-    run_dir = dict(required=True, help="the run directory")
+    """lineage, show, replay, report, status: they read a run directory (replay also records into it); runs."""
+    run_dir = dict(help="the run directory (default: the latest under runs/)")
     genome_help = "a genome id or unique prefix, `best` or `seed`"
     lineage = commands.add_parser("lineage", help="a genome's ancestry as a tree (or an image with --out)")
     lineage.set_defaults(handler="evolve.lineage_view:main")
@@ -137,6 +137,9 @@ def add_inspection_commands(commands) -> None:
     status = commands.add_parser("status", help="one screen on a running or finished run")
     status.set_defaults(handler="evolve.inspect_cmds:status")
     status.add_argument("--run-dir", **run_dir)
+    runs = commands.add_parser("runs", help="the runs under runs/ with their state, progress, best and size")
+    runs.set_defaults(handler="evolve.inspect_cmds:runs")
+    runs.add_argument("--root", type=Path, default=Path("runs"), help="where to look (default runs/)")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "handler", None):
             module, function = args.handler.split(":")
             return getattr(importlib.import_module(module), function)(args)
-        raise UsageError("expected a command: train, prepare, lineage, show, replay, report or status (see --help)")
+        raise UsageError(f"expected a command: {', '.join(COMMANDS)} (see --help)")
     except UsageError as e:
         print(f"evolve: error: {e}", file=sys.stderr)
         return EXIT_USAGE

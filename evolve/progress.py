@@ -12,6 +12,10 @@ import time
 
 import ray
 
+from evolve.runview import best_text
+
+__all__ = ["Progress", "best_text", "duration", "eta_seconds"]
+
 
 class Progress:
     def __init__(self, population, unit: str, stream=None) -> None:
@@ -83,17 +87,7 @@ def eta_seconds(status: dict) -> float | None:
 
 
 def duration(seconds: float) -> str:
-    """'45 min', '3.2 h'."""
+    """'under a minute', '45 min', '3.2 h'."""
+    if seconds < 60:
+        return "under a minute"
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
-
-
-def best_text(summary: dict) -> str:
-    """'best 2.7012 (1a2b3c4, -3.1σ vs seed 2.7300)', from Population.summary()."""
-    best, seed, sigma = summary["best_val_bpb"], summary["seed_val_bpb"], summary["sigma"]
-    if best is None:
-        return "best: none yet"
-    text = f"best {best:.4f} ({summary['best_id'][:7]}"
-    if seed is not None and summary["best_id"] != summary["seed_id"]:
-        margin = f"{(best - seed) / sigma:+.1f}σ" if sigma else f"{best - seed:+.4f}"
-        text += f", {margin} vs seed {seed:.4f}"
-    return text + ")"

@@ -70,6 +70,7 @@ class Settings:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "profile": self.profile.to_dict(),
             "population": dataclasses.asdict(self.population),
+            "generations": self.generations,  # a total; a resumed run updates it to the one it was given
             "mutators": self.mutators.mode,
             "model": self.mutators.model,
             "seed_genome": self.seed_path,
@@ -198,10 +199,15 @@ def open_run_dir(settings: Settings) -> float:
             spent = population.summary()["llm_cost_usd"]
     except RunDirError as e:
         raise UsageError(str(e)) from None
-    if fresh:
-        from population.rundir import write_atomic
+    from population.rundir import write_atomic
 
-        write_atomic(settings.run_dir / RUN_JSON, json.dumps(settings.record(), indent=1) + "\n")
+    path = settings.run_dir / RUN_JSON
+    if fresh:
+        write_atomic(path, json.dumps(settings.record(), indent=1) + "\n")
+    elif json.loads(path.read_text()).get("generations") != settings.generations:
+        write_atomic(
+            path, json.dumps({**json.loads(path.read_text()), "generations": settings.generations}, indent=1) + "\n"
+        )
     return spent
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +20,30 @@ from population import Genome, GenomeIdError, Population, PopulationConfig, RunD
 from population.rundir import MARKER
 
 RUN_JSON = "run.json"
+RUNS = Path("runs")  # where the run puts run directories by default, relative to where it was started
+
+
+def run_dirs(root: Path = RUNS) -> list[Path]:
+    """The runs directly under `root` (default ./runs, where the run puts them), oldest first by creation."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if (p / MARKER).is_file()]
+    return sorted(found, key=lambda p: ((p / MARKER).stat().st_mtime, p.name))  # the marker is written once
+
+
+def latest_run(root: Path = RUNS) -> Path:
+    """The run created last under `root`, announced on stderr (stdout stays the command's own)."""
+    found = run_dirs(root)
+    if not found:
+        raise UsageError(f"no run under {str(root)!r} in this directory; pass --run-dir D")
+    print(f"evolve: run directory {found[-1]} (the latest under {root}/)", file=sys.stderr)
+    return found[-1]
 
 
 def run_dir_arg(text: str | Path | None) -> Path:
-    """The --run-dir value, checked: it exists and is a run."""
+    """The --run-dir value, checked: it exists and is a run; without one, the latest run under ./runs."""
     if text is None:
-        raise UsageError("--run-dir is required")
+        return latest_run()
     path = Path(text)
     if not path.exists():
         raise UsageError(f"run directory {str(text)!r} does not exist")
@@ -123,3 +142,15 @@ def fmt_delta(value: float, sigma: float | None = None) -> str:
         return "-"
     text = f"{value:+.4f}"
     return text + (f" ({value / sigma:+.1f}σ)" if sigma else "")
+
+
+def best_text(summary: dict) -> str:
+    """'best 2.7012 (1a2b3c4, -3.1σ vs seed 2.7300)', from Population.summary()."""
+    best, seed, sigma = summary["best_val_bpb"], summary["seed_val_bpb"], summary["sigma"]
+    if best is None:
+        return "best: none yet"
+    text = f"best {best:.4f} ({summary['best_id'][:7]}"
+    if seed is not None and summary["best_id"] != summary["seed_id"]:
+        margin = f"{(best - seed) / sigma:+.1f}σ" if sigma else f"{best - seed:+.4f}"
+        text += f", {margin} vs seed {seed:.4f}"
+    return text + ")"

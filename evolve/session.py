@@ -89,9 +89,10 @@ class Session:
         self._announce(progress, population, count, summary)
         progress.note(
             f"{'resuming' if summary['evaluations'] else 'starting'} run: profile {s.profile.name} "
-            f"({s.profile.budget_seconds:g} s per child), {plural(count, 'trainer worker')} ({unit}s, "
-            f"{plural(threads, 'thread')} each), population {s.population.population_size}, {s.generations} "
-            f"generations = {target} children ({summary['children']} done), mutators: {mutators_text(self.mutators)}"
+            f"({s.profile.budget_seconds:g} s per child), {plural(count, 'trainer worker')}, one per {unit} "
+            f"({plural(threads, 'thread')} each), population {s.population.population_size}, "
+            f"{plural(s.generations, 'generation')} = {target} children ({summary['children']} done), "
+            f"mutators: {mutators_text(self.mutators)}"
         )
         seed = ray.get(population.seed.remote())
         proposer = Proposer(
@@ -171,8 +172,7 @@ class Session:
             depth = len(ray.get(population.lineage.remote(best.id)).path)
             test = f"{mine.test_bpb.mean():.4f}" if len(mine) else "n/a"
             lines += [
-                f"best genome: {best_text(summary)}, {len(mine)} ok evaluations, "
-                f"lineage depth {depth}: {best.description}",
+                f"{best_text(summary)}, {len(mine)} ok evaluations, lineage depth {depth}: {best.description}",
                 f"held-out test_bpb of the best: {test}",
                 f"view its lineage: python -m evolve lineage {best.short_id} --run-dir {run_dir}",
                 f"replay it:        python -m evolve replay {best.short_id} --run-dir {run_dir}",

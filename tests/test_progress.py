@@ -65,7 +65,7 @@ def test_the_planned_time_of_the_headline_command_on_one_cpu_slot_is_most_of_a_d
     hours = planned_seconds(800 + 3, budget=60, overhead=None, slots=1) / 3600
     assert 15 < hours < 20
     assert duration(hours * 3600) == f"{hours:.1f} h"
-    assert duration(25 * 60) == "25 min"
+    assert duration(25 * 60) == "25 min" and duration(20) == "under a minute"
 
 
 def test_counts_and_mutators_are_in_words():

@@ -106,7 +106,3 @@ def test_a_run_json_with_a_foreign_profile_is_refused_by_replay(smoke_run, tmp_p
 )
 def test_bad_options_are_one_line(args, quoted, smoke_run):
     _one_line_usage_error(evolve(*args, "--run-dir", str(smoke_run.run_dir)), quoted)
-
-
-def test_the_run_directory_is_required():
-    _one_line_usage_error(evolve("status"), "--run-dir")
