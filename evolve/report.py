@@ -81,7 +81,7 @@ def _draw(pop: Population, frame: pd.DataFrame, stats, summary: Summary, lineage
 
     view = lineage_view(pop, lineage_id, stats)
     paths = {"progress": out / "progress.png", "lineage": out / "lineage.png"}
-    figures.save(figures.progress_figure(figures.progress(frame, summary.seed_id)), paths["progress"])
+    figures.save(figures.progress_figure(figures.progress(frame, summary.seed_id, pop.config)), paths["progress"])
     figures.save(figures.lineage_figure(view), paths["lineage"])
     return render(pop, frame, stats, summary, view, paths)
 
