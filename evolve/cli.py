@@ -121,6 +121,7 @@ def add_inspection_commands(commands) -> None:
     show.set_defaults(handler="evolve.inspect_cmds:show")
     show.add_argument("genome", help=genome_help)
     show.add_argument("--diff", nargs="?", const="", metavar="OTHER", help="diff from its parents (or from OTHER)")
+    show.add_argument("--log", action="store_true", help="print the training log of each of its evaluations")
     show.add_argument("--run-dir", **run_dir)
     replay = commands.add_parser("replay", help="train a genome again exactly as recorded; compare val_bpb")
     replay.set_defaults(handler="evolve.replay:main")

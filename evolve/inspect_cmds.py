@@ -20,6 +20,7 @@ from evolve.runview import (
     best_text,
     fmt_bpb,
     genome_stats,
+    log_path,
     one_line,
     open_run,
     resolve,
@@ -31,11 +32,15 @@ from population.lineage import unified_diff
 from population.rundir import is_live
 
 TOP = 8
+NO_LOG = "(no log kept: it trained on another node, failed before training, or ran before logs were kept)\n"
 
 
 def show(args: argparse.Namespace) -> int:
-    with open_run(args.run_dir) as pop:
+    run_dir = run_dir_arg(args.run_dir)
+    with open_run(run_dir) as pop:
         genome = resolve(pop, args.genome)
+        if args.log:
+            return show_logs(run_dir, genome, pop.archive())
         if args.diff is None:
             text = genome.source
         elif args.diff == "" and not genome.parents:
@@ -48,6 +53,18 @@ def show(args: argparse.Namespace) -> int:
     sys.stdout.write(text)
     if not text:
         print(f"evolve: no difference in train.py for {genome.short_id}", file=sys.stderr)
+    return 0
+
+
+def show_logs(run_dir, genome, frame) -> int:
+    """Each evaluation's train.log, in recording order, under a header line naming the evaluation."""
+    rows = frame[frame.genome_id == genome.id]
+    if not len(rows):
+        raise UsageError(f"genome {genome.short_id} has no evaluation yet, so no log")
+    for row in rows.itertuples():
+        path = log_path(run_dir, genome.source, int(row.seed))
+        print(f"=== {genome.short_id} {row.kind} seed {row.seed}: {row.status} ({path}) ===", flush=True)
+        sys.stdout.write(path.read_text(errors="replace") if path.is_file() else NO_LOG)
     return 0
 
 

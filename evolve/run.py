@@ -6,7 +6,8 @@ the run) and one TrainerWorker per slot, and hands them to the Orchestrator.
 
 The run directory: `.git/` (one commit per genome), `archive/` (one Parquet row per evaluation),
 `population.json`, `run.json` (profile, settings, environment: what replay needs), `sessions.jsonl`
-(one line per trainer worker of each session: node, GPU, environment), `results.tsv`.
+(one line per trainer worker of each session: node, GPU, environment), `results.tsv`, `logs/` (each
+evaluation's train.log, where the trainer worker shares the run's node).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ quotes the bad value, exit code 2.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -20,6 +21,7 @@ from population import Genome, GenomeIdError, Population, PopulationConfig, RunD
 from population.rundir import MARKER
 
 RUN_JSON = "run.json"
+LOGS = "logs"  # each evaluation's train.log, kept by the trainer worker where the run directory is on its node
 RUNS = Path("runs")  # where the run puts run directories by default, relative to where it was started
 
 
@@ -92,6 +94,12 @@ def resolve(pop: Population, text: str) -> Genome:
         return pop.genome(text)
     except GenomeIdError as e:
         raise UsageError(str(e)) from None
+
+
+def log_path(run_dir: Path, source: str, seed: int) -> Path:
+    """Where an evaluation's log is kept: named by the genome's source (ids are made by the population, which
+    the worker never asks) and the training seed, which together are one evaluation of a run."""
+    return run_dir / LOGS / f"{hashlib.sha256(source.encode()).hexdigest()[:16]}-seed{seed}.log"
 
 
 def one_line(text: str) -> str:

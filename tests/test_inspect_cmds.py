@@ -139,3 +139,26 @@ def test_runs_lists_each_run_with_state_progress_size_and_best(smoke_run, tmp_pa
         assert line.split()[1:4] == ["stopped", "smoke", "4"]
         assert line.split()[5] == "MB" and float(line.split()[4]) > 0
         assert f"best {best_mean:.4f} ({best.short_id}" in line
+
+
+def test_show_log_prints_the_log_the_trainer_worker_kept_in_the_run_directory(
+    ray_session, tiny_profile, seed_source, tmp_path, capsys
+):
+    from evolve.cli import main
+    from evolve.workers import TrainerWorker
+
+    run_dir = tmp_path / "run"
+    with Population.open(run_dir, seed_source, PopulationConfig(population_size=2)) as pop:
+        seed = pop.seed()
+    worker = ray_session.remote(TrainerWorker).remote(tiny_profile.to_dict(), "cpu", 1, (str(run_dir),))
+    reply = ray_session.get(worker.train.remote(seed_source, 5))
+    ray_session.kill(worker)
+    result = RunResult.from_dict(reply["result"])
+    with Population.open(run_dir, None, PopulationConfig(population_size=2)) as pop:
+        pop.record(seed.id, result, kind="noise", generation=0, started=reply["started"], finished=reply["finished"])
+    capsys.readouterr()
+    assert main(["show", "seed", "--log", "--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    header, *log = out.splitlines()
+    assert header.startswith(f"=== {seed.short_id} noise seed 5: {result.status} ({run_dir / 'logs'}")
+    assert any(line.startswith("step ") for line in log), out[-2000:]
