@@ -59,6 +59,7 @@ class Settings:
     max_llm_cost: float
     repeat_share: float
     seed: int
+    dashboard: bool = False  # Ray's dashboard with the local Ray
 
     @property
     def device(self) -> str:
@@ -98,6 +99,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise UsageError(f"--max-llm-cost must be >= 0, got {args.max_llm_cost!r}")
     if args.address is not None and args.local_gpus is not None:
         raise UsageError("--local-gpus declares GPUs to a local Ray; it cannot be used with --address")
+    if args.address is not None and args.dashboard:
+        raise UsageError("--dashboard starts one with the local Ray; a cluster's is `ray dashboard CONFIG`")
     try:
         mutators = MutatorConfig.from_cli(mode=args.mutators, model=args.model)
     except MutatorConfigError as e:
@@ -125,6 +128,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         noise_repeats=args.noise_repeats,
         address=args.address,
         local_gpus=args.local_gpus,
+        dashboard=args.dashboard,
         cpus_per_child=args.cpus_per_child,
         workers=args.workers,
         lookahead=args.lookahead,

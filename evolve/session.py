@@ -37,13 +37,15 @@ def start_ray(settings: Settings, cache_env: tuple[str, ...]) -> None:
         ray.init(address=settings.address, **common)
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # our own private Ray: no token, no warning about one
-        ray.init(
+        context = ray.init(
             address="local",
             num_cpus=os.cpu_count(),
             num_gpus=settings.local_gpus,
-            include_dashboard=False,
+            include_dashboard=settings.dashboard,
             **common,
         )
+        if settings.dashboard:
+            print(f"evolve: Ray dashboard at http://{context.dashboard_url}", flush=True)
 
 
 def plan_slots(settings: Settings) -> tuple[str, dict, int, int]:

@@ -33,6 +33,7 @@ def smoke_run_dir(tmp_path_factory):
         (["--seed-genome", "/"], "genome '/' is not a file"),
         (["--population", "two"], "invalid int value: 'two'"),
         (["--max-hours", "0"], "--max-hours must be positive, got 0.0"),
+        (["--address", "auto", "--dashboard"], "--dashboard starts one with the local Ray"),
     ],
 )
 def test_bad_run_flags_are_one_line_and_exit_2(args, message, tmp_path, capsys):
