@@ -59,7 +59,7 @@ class Progress:
             best_text(summary),
         ]
         hours = status["elapsed"] / 3600
-        if hours > 0 and status["slots"]:
+        if hours > 0 and status["slots"] and status["evaluations"]:
             rate = status["session_children"] / (status["slots"] * hours)
             busy = status["busy"] / (status["slots"] * status["elapsed"])
             parts.append(f"{rate:.1f} children/{self.unit}-hour, {self.unit}s busy {100 * busy:.0f}%")

@@ -146,8 +146,8 @@ class Session:
         noise = max(0, s.noise_repeats - int((frame.kind == "noise").sum())) if len(frame) else s.noise_repeats
         eta = planned_seconds(children + noise, s.profile.budget_seconds, overhead, slots)
         progress.note(
-            "each trainer worker first prepares the dataset and tokenizer (once per machine: about a minute on a "
-            f"CPU the first time), then the seed trains {plural(noise, 'time')} to measure the noise level"
+            "each trainer worker first prepares the dataset and tokenizer (once per machine: the first time it "
+            f"trains the tokenizer), then the seed trains {plural(noise, 'time')} to measure the noise level"
         )
         assumed = "assumed" if overhead is None else "measured"
         progress.note(
@@ -174,7 +174,8 @@ class Session:
             depth = len(ray.get(population.lineage.remote(best.id)).path)
             test = f"{mine.test_bpb.mean():.4f}" if len(mine) else "n/a"
             lines += [
-                f"{best_text(summary)}, {len(mine)} ok evaluations, lineage depth {depth}: {best.description}",
+                f"best genome: {best_text(summary).removeprefix('best ')}, {len(mine)} ok evaluations, "
+                f"lineage depth {depth}: {best.description}",
                 f"held-out test_bpb of the best: {test}",
                 f"view its lineage: python -m evolve lineage {best.short_id} --run-dir {run_dir}",
                 f"replay it:        python -m evolve replay {best.short_id} --run-dir {run_dir}",
