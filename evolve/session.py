@@ -26,7 +26,9 @@ from mutators import Mutators
 from population.actor import PopulationActor
 
 EXIT_ABORTED, EXIT_INTERRUPTED = 1, 130
-ASSUMED_OVERHEAD_S = 10.0  # per evaluation beyond training, until the run has measured its own (CPU: ~9 s)
+ASSUMED_OVERHEAD_S = (
+    10.0  # per evaluation beyond training, until the run measured its own (cpu: 8.7 s, docs/benchmarks)
+)
 
 
 def start_ray(settings: Settings, cache_env: tuple[str, ...]) -> None:
@@ -156,9 +158,10 @@ class Session:
             f"{plural(slots, 'slot')} = about {duration(eta)}"
         )
         if s.device == "cpu" and eta > 2 * 3600:
+            first = planned_seconds(4 * 3 + 3, 30, overhead, slots)
             progress.note(
-                "that is a long run for a CPU; for a first look try "
-                "python -m evolve --profile smoke --population 4 --generations 2 (a few minutes)"
+                "that is a long run for a CPU; a first look (the README's first run, planned about "
+                f"{duration(first)}): python -m evolve --profile cpu --budget 30 --population 4 --generations 3"
             )
 
     def _finish(self, population, progress: Progress) -> None:

@@ -94,3 +94,18 @@ def test_a_damaged_run_json_is_one_line(tmp_path, capsys):
     (run_dir / "run.json").write_text("{not json")
     assert "cannot be resumed" in _refused(["--run-dir", str(run_dir)], "is damaged", capsys)
     assert (run_dir / "run.json").read_text() == "{not json"  # nothing recorded is touched
+
+
+def test_run_json_records_the_total_generations_and_a_resume_updates_it(tmp_path):
+    import json
+
+    from evolve.cli import build_parser
+    from evolve.run import open_run_dir, settings_from_args
+
+    run_dir = tmp_path / "run"
+    for generations in ("2", "5"):
+        args = build_parser().parse_args(
+            ["--profile", "smoke", "--generations", generations, "--run-dir", str(run_dir)]
+        )
+        open_run_dir(settings_from_args(args))
+        assert json.loads((run_dir / "run.json").read_text())["generations"] == int(generations)
