@@ -62,7 +62,7 @@ def show_logs(run_dir, genome, frame) -> int:
     if not len(rows):
         raise UsageError(f"genome {genome.short_id} has no evaluation yet, so no log")
     for row in rows.itertuples():
-        path = log_path(run_dir, genome.source, int(row.seed))
+        path = log_path(run_dir, genome.source, int(row.seed), row.started)
         print(f"=== {genome.short_id} {row.kind} seed {row.seed}: {row.status} ({path}) ===", flush=True)
         sys.stdout.write(path.read_text(errors="replace") if path.is_file() else NO_LOG)
     return 0

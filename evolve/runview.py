@@ -96,10 +96,11 @@ def resolve(pop: Population, text: str) -> Genome:
         raise UsageError(str(e)) from None
 
 
-def log_path(run_dir: Path, source: str, seed: int) -> Path:
+def log_path(run_dir: Path, source: str, seed: int, started: str) -> Path:
     """Where an evaluation's log is kept: named by the genome's source (ids are made by the population, which
-    the worker never asks) and the training seed, which together are one evaluation of a run."""
-    return run_dir / LOGS / f"{hashlib.sha256(source.encode()).hexdigest()[:16]}-seed{seed}.log"
+    the worker never asks), the training seed and the start stamp the worker reports (the archive's `started`)."""
+    stamp = started.replace(":", "").replace("+", "Z")
+    return run_dir / LOGS / f"{hashlib.sha256(source.encode()).hexdigest()[:16]}-seed{seed}-{stamp}.log"
 
 
 def one_line(text: str) -> str:

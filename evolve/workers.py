@@ -74,17 +74,17 @@ class TrainerWorker:
             scorer=self.scorer,
             standby=self.standby,
             hide=self._hide(),
-            log_path=self._log_path(source, seed),
+            log_path=self._log_path(source, seed, started),
         )
         self.children += 1
         return dict(result=result.to_dict(), node=self.node, worker=self.worker, started=started, finished=now_iso())
 
-    def _log_path(self, source: str, seed: int) -> Path | None:
+    def _log_path(self, source: str, seed: int, started: str) -> Path | None:
         """Into the run directory's logs/, where the run directory is on this node (a local run); else not kept."""
         from evolve.runview import log_path
 
         here = self._hide()
-        return log_path(here[0], source, seed) if here else None
+        return log_path(here[0], source, seed, started) if here else None
 
     def _hide(self) -> tuple[Path, ...]:
         return tuple(p for p in self.hide if p.exists())  # the run directory, where it is on this node

@@ -141,9 +141,11 @@ def test_runs_lists_each_run_with_state_progress_size_and_best(smoke_run, tmp_pa
         assert f"best {best_mean:.4f} ({best.short_id}" in line
 
 
-def test_show_log_prints_the_log_the_trainer_worker_kept_in_the_run_directory(
+def test_show_log_prints_each_evaluations_log_the_trainer_worker_kept_in_the_run_directory(
     ray_session, tiny_profile, seed_source, tmp_path, capsys
 ):
+    """Two evaluations of the same genome at the same training seed (a repeat after a failed noise run does
+    that) keep two logs."""
     from evolve.cli import main
     from evolve.workers import TrainerWorker
 
@@ -151,14 +153,20 @@ def test_show_log_prints_the_log_the_trainer_worker_kept_in_the_run_directory(
     with Population.open(run_dir, seed_source, PopulationConfig(population_size=2)) as pop:
         seed = pop.seed()
     worker = ray_session.remote(TrainerWorker).remote(tiny_profile.to_dict(), "cpu", 1, (str(run_dir),))
-    reply = ray_session.get(worker.train.remote(seed_source, 5))
+    replies = [ray_session.get(worker.train.remote(seed_source, 5)) for _ in range(2)]
     ray_session.kill(worker)
-    result = RunResult.from_dict(reply["result"])
     with Population.open(run_dir, None, PopulationConfig(population_size=2)) as pop:
-        pop.record(seed.id, result, kind="noise", generation=0, started=reply["started"], finished=reply["finished"])
+        for reply, kind in zip(replies, ("noise", "repeat"), strict=True):
+            result = RunResult.from_dict(reply["result"])
+            pop.record(seed.id, result, kind=kind, generation=0, started=reply["started"], finished=reply["finished"])
     capsys.readouterr()
     assert main(["show", "seed", "--log", "--run-dir", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    header, *log = out.splitlines()
-    assert header.startswith(f"=== {seed.short_id} noise seed 5: {result.status} ({run_dir / 'logs'}")
-    assert any(line.startswith("step ") for line in log), out[-2000:]
+    headers = [line for line in out.splitlines() if line.startswith("=== ")]
+    assert [h.split(":")[0] for h in headers] == [
+        f"=== {seed.short_id} noise seed 5",
+        f"=== {seed.short_id} repeat seed 5",
+    ]
+    paths = [h[h.index("(") + 1 : h.rindex(")")] for h in headers]
+    assert len(set(paths)) == 2 and all(path.startswith(str(run_dir / "logs")) for path in paths)
+    assert out.count("\nstep ") >= 2 and "no log kept" not in out, out[-2000:]
