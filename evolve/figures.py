@@ -83,7 +83,7 @@ def progress_figure(data: Progress) -> Figure:
             where="post",
             c=GREEN,
             lw=1.5,
-            label="best (confirmed)",
+            label="best (noise-gated)",
             gid="running-best",
         )
         if math.isfinite(data.seed_val_bpb):

@@ -47,7 +47,8 @@ def start_ray(settings: Settings, cache_env: tuple[str, ...]) -> None:
             **common,
         )
         if settings.dashboard:
-            print(f"evolve: Ray dashboard at http://{context.dashboard_url}", flush=True)
+            where = f"at http://{context.dashboard_url}" if context.dashboard_url else "did not start (see Ray's logs)"
+            print(f"evolve: Ray dashboard {where}", flush=True)
 
 
 def plan_slots(settings: Settings) -> tuple[str, dict, int, int]:

@@ -168,3 +168,14 @@ def test_best_history_is_the_best_population_had_after_every_evaluation(tmp_path
         history = best_history(pop.archive(), pop.seed().id, config)
     assert [(step.best_id, step.val_bpb) for step in history] == live
     assert len({best for best, _ in live}) > 2  # the best changed hands along the way
+
+
+def test_the_archive_directory_reads_with_plain_pandas_as_the_readme_shows(tmp_path, seed_source):
+    import pandas as pd
+
+    with Population.open(tmp_path / "run", seed_source, PopulationConfig()) as pop:
+        for i in range(5):
+            pop.record(pop.seed().id, RunResult("ok", val_bpb=1.0 + i / 100), kind="noise", generation=0, **WHEN)
+        expected = pop.archive()
+    evals = pd.read_parquet(tmp_path / "run" / "archive").drop_duplicates("eval_id").sort_values("eval_id")
+    pd.testing.assert_frame_equal(evals.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
