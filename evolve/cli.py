@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
@@ -14,6 +15,7 @@ from experiments import profiles
 from fitness.interface import check_genome
 
 EXIT_USAGE = 2
+COMMANDS = ("train", "prepare", "lineage", "show", "replay", "report", "status", "runs")
 
 
 class UsageError(Exception):
@@ -77,6 +79,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--noise-repeats", type=int, default=3, help="evaluations of the seed that measure noise")
     g.add_argument("--cpus-per-child", type=int, help="cores per child (CPU default: all; with GPUs: 1)")
     g.add_argument("--workers", type=int, help="trainer workers (default: one per GPU, or per cpus-per-child)")
+    g.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with the local Ray")
     g.add_argument("--local-gpus", type=int, help="GPUs to declare to the local Ray (testing, benchmarks)")
     g.add_argument("--lookahead", type=int, help="proposals prepared beyond the idle workers (default workers/2)")
     g.add_argument("--repeat-share", type=float, default=0.5, help="repeat evaluations per child, at most")
@@ -127,8 +130,8 @@ def add_autoresearch_commands(commands) -> None:
 
 
 def add_inspection_commands(commands) -> None:
-    """lineage, show, replay, report, status: they read a run directory (replay also records into it)."""
-    run_dir = dict(required=True, help="the run directory")
+    """lineage, show, replay, report, status: they read a run directory (replay also records into it); runs."""
+    run_dir = dict(help="the run directory (default: the latest under runs/)")
     genome_help = "a genome id or unique prefix, `best` or `seed`"
     lineage = commands.add_parser("lineage", help="a genome's ancestry as a tree (or an image with --out)")
     lineage.set_defaults(handler="evolve.lineage_view:main")
@@ -139,6 +142,7 @@ def add_inspection_commands(commands) -> None:
     show.set_defaults(handler="evolve.inspect_cmds:show")
     show.add_argument("genome", help=genome_help)
     show.add_argument("--diff", nargs="?", const="", metavar="OTHER", help="diff from its parents (or from OTHER)")
+    show.add_argument("--log", action="store_true", help="print the training log of each of its evaluations")
     show.add_argument("--run-dir", **run_dir)
     replay = commands.add_parser("replay", help="train a genome again exactly as recorded; compare val_bpb")
     replay.set_defaults(handler="evolve.replay:main")
@@ -155,17 +159,47 @@ def add_inspection_commands(commands) -> None:
     status = commands.add_parser("status", help="one screen on a running or finished run")
     status.set_defaults(handler="evolve.inspect_cmds:status")
     status.add_argument("--run-dir", **run_dir)
+    runs = commands.add_parser("runs", help="the runs under runs/ with their state, progress, best and size")
+    runs.set_defaults(handler="evolve.inspect_cmds:runs")
+    runs.add_argument("--root", type=Path, default=Path("runs"), help="where to look (default runs/)")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The parsed arguments; a misspelt run option is named as such (argparse would take its value for a command)."""
+    parser = build_parser()
+    try:
+        return parser.parse_args(argv)
+    except UsageError as e:
+        unknown = unknown_option(parser, argv)
+        if unknown and str(e).startswith(("argument command: invalid choice", "unrecognized arguments")):
+            raise UsageError(unknown) from None
+        raise
+
+
+def unknown_option(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """'unknown option '--populaton' (did you mean --population?)' for the first run option not known, if any."""
+    known = parser._option_string_actions  # argparse's own table of option strings
+    for token in argv:
+        if not token.startswith("-"):
+            if token in COMMANDS:
+                return None  # a command's own options are its parser's to judge
+            continue
+        flag = token.split("=", 1)[0]
+        if flag not in known and flag != "--":
+            close = difflib.get_close_matches(flag, [k for k in known if k.startswith("--")], n=1)
+            return f"unknown option {flag!r}" + (f" (did you mean {close[0]}?)" if close else "")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
         if getattr(args, "handler", None):
             module, function = args.handler.split(":")
             return getattr(importlib.import_module(module), function)(args)
-        raise UsageError("expected a command: train, prepare, lineage, show, replay, report or status (see --help)")
+        raise UsageError(f"expected a command: {', '.join(COMMANDS)} (see --help)")
     except UsageError as e:
         print(f"evolve: error: {e}", file=sys.stderr)
         return EXIT_USAGE

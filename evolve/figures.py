@@ -17,59 +17,64 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from evolve.lineage_view import LineageView, changes, score
+from population.export import best_history
+from population.messages import PopulationConfig
 
 GREEN, GRAY, RED, BLUE = "#2ca02c", "#9a9a9a", "#d62728", "#8fb8de"
 
 
 @dataclass(frozen=True)
 class Progress:
-    """Every finished child evaluation in recording order, numbered from 1, against the seed's mean."""
+    """Every finished child evaluation in recording order, numbered from 1, and the confirmed best over time."""
 
     index: np.ndarray  # child number of each ok child
     val_bpb: np.ndarray
-    improved: np.ndarray  # bool: beat the running best so far (which starts at the seed's mean)
-    best: np.ndarray  # running best after each child, at child numbers 0..n (0 = the seed)
+    improved: np.ndarray  # bool: this child became the best (results.tsv's "keep")
+    best: np.ndarray  # the best's mean val_bpb just before child 1..n+1 started (nan while there is none)
     failed: np.ndarray  # child numbers of failed children
     descriptions: tuple[str, ...]  # of the ok children
     seed_val_bpb: float
 
 
-def progress(frame: pd.DataFrame, seed_id: str) -> Progress:
-    children = frame[(frame.kind == "child") & (frame.status != "interrupted")].sort_values("eval_id")
+def progress(frame: pd.DataFrame, seed_id: str, config: PopulationConfig) -> Progress:
+    """The best is population.export.best_history's: the one `status`, `lineage best` and the summary show."""
+    frame = frame.sort_values("eval_id").reset_index(drop=True)
+    steps = best_history(frame, seed_id, config)
+    history, kept = [step.val_bpb for step in steps], {step.best_id for step in steps}
+    is_child = ((frame.kind == "child") & (frame.status != "interrupted")).to_numpy()
+    children = frame[is_child]
+    rows = np.flatnonzero(is_child)  # each child's row; the best before child k is the one after row rows[k] - 1
+    before = [history[r - 1] if r > 0 else math.nan for r in rows]
+    best = [*before, history[-1] if history else math.nan]
     number = np.arange(1, len(children) + 1)
-    ok = (children.status == "ok").to_numpy() & np.isfinite(children.val_bpb.to_numpy(dtype=float))
+    values = children.val_bpb.to_numpy(dtype=float)
+    ok = (children.status == "ok").to_numpy() & np.isfinite(values)
     seed_rows = frame[(frame.genome_id == seed_id) & (frame.status == "ok")].val_bpb
-    seed = float(seed_rows.mean()) if len(seed_rows) else math.nan
-    best, running, improved = seed if math.isfinite(seed) else math.inf, [], []
-    for value, good in zip(children.val_bpb.to_numpy(dtype=float), ok, strict=True):
-        improved += [bool(good and value < best)] if good else []
-        best = min(best, value) if good else best
-        running.append(best)
     return Progress(
         index=number[ok],
-        val_bpb=children.val_bpb.to_numpy(dtype=float)[ok],
-        improved=np.asarray(improved, dtype=bool),
-        best=np.where(np.isinf(np.asarray([seed, *running])), np.nan, [seed, *running]),  # nan: no best yet
+        val_bpb=values[ok],
+        improved=children.genome_id[ok].isin(kept).to_numpy(dtype=bool),
+        best=np.asarray(best, dtype=float),
         failed=number[~ok],
         descriptions=tuple(children.description[ok]),
-        seed_val_bpb=seed,
+        seed_val_bpb=float(seed_rows.mean()) if len(seed_rows) else math.nan,
     )
 
 
 def progress_figure(data: Progress) -> Figure:
-    """Each child's val_bpb by child number, improvements highlighted, the running best as a step line."""
+    """Each child's val_bpb by child number, those that became the best highlighted, the best as a step line."""
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
         fig = Figure(figsize=(12, 6), layout="constrained")
         ax = fig.add_subplot()
         rest, imp = ~data.improved, data.improved
-        ax.scatter(data.index[rest], data.val_bpb[rest], s=18, c=GRAY, alpha=0.6, label="no improvement", gid="rest")
+        ax.scatter(data.index[rest], data.val_bpb[rest], s=18, c=GRAY, alpha=0.6, label="child", gid="rest")
         ax.scatter(
             data.index[imp],
             data.val_bpb[imp],
             s=50,
             c=GREEN,
             edgecolors="black",
-            label="improvement",
+            label="became the best",
             gid="improvements",
         )
         ax.step(
@@ -78,7 +83,7 @@ def progress_figure(data: Progress) -> Figure:
             where="post",
             c=GREEN,
             lw=1.5,
-            label="running best",
+            label="best (noise-gated)",
             gid="running-best",
         )
         if math.isfinite(data.seed_val_bpb):
@@ -90,7 +95,7 @@ def progress_figure(data: Progress) -> Figure:
         for x, y, text in zip(data.index[imp], data.val_bpb[imp], np.asarray(data.descriptions)[imp], strict=True):
             ax.annotate(_short(text, 40), (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8, rotation=15)
         children = len(data.index) + len(data.failed)
-        ax.set_title(f"evolve: {children} children, {int(imp.sum())} improvements")
+        ax.set_title(f"evolve: {children} children, {int(imp.sum())} became the best")
         ax.set_xlabel("child #")
         ax.set_ylabel("val_bpb (lower is better)")
         ax.set_xlim(-0.5, max(children, 1) + 0.5)

@@ -1,40 +1,70 @@
-"""`python -m evolve show GENOME [--diff [OTHER]]` and `python -m evolve status`: looking into a run.
+"""`python -m evolve show GENOME [--diff [OTHER]]`, `status` and `runs`: looking into runs.
 
 Both read the run directory read-only, so they work while the run is going. `show` prints a genome's
 train.py, or its unified diff from its parents (or from OTHER); `status` prints one screen: what the
-run is, how far it got, the best genome against the seed, the last evaluation and the top genomes.
+run is, how far it got, the best genome against the seed, the last evaluation and the top genomes;
+`runs` lists the runs under runs/, one line each.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from datetime import datetime, timezone
 
 from evolve.cli import UsageError
 from evolve.report import summarize, summary_text
-from evolve.runview import fmt_bpb, genome_stats, one_line, open_run, resolve, run_dir_arg, run_record
+from evolve.runview import (
+    best_text,
+    fmt_bpb,
+    genome_stats,
+    log_path,
+    one_line,
+    open_run,
+    resolve,
+    run_dir_arg,
+    run_dirs,
+    run_record,
+)
 from population.lineage import unified_diff
 from population.rundir import is_live
 
 TOP = 8
+NO_LOG = "(no log kept: it trained on another node, failed before training, or ran before logs were kept)\n"
 
 
 def show(args: argparse.Namespace) -> int:
-    with open_run(args.run_dir) as pop:
+    run_dir = run_dir_arg(args.run_dir)
+    with open_run(run_dir) as pop:
         genome = resolve(pop, args.genome)
+        if args.log:
+            return show_logs(run_dir, genome, pop.archive())
         if args.diff is None:
             text = genome.source
+        elif args.diff == "" and not genome.parents:
+            print(f"evolve: {genome.short_id} is the seed genome: it has no parents to diff against", file=sys.stderr)
+            return 0
         elif args.diff == "":
-            if not genome.parents:
-                raise UsageError(f"genome {genome.short_id} is the seed: it has no parent (use --diff OTHER)")
             text = "".join(unified_diff(pop.genome(p), genome) for p in genome.parents)
         else:
             text = unified_diff(resolve(pop, args.diff), genome)
     sys.stdout.write(text)
     if not text:
         print(f"evolve: no difference in train.py for {genome.short_id}", file=sys.stderr)
+    return 0
+
+
+def show_logs(run_dir, genome, frame) -> int:
+    """Each evaluation's train.log, in recording order, under a header line naming the evaluation."""
+    rows = frame[frame.genome_id == genome.id]
+    if not len(rows):
+        raise UsageError(f"genome {genome.short_id} has no evaluation yet, so no log")
+    for row in rows.itertuples():
+        path = log_path(run_dir, genome.source, int(row.seed), row.started)
+        print(f"=== {genome.short_id} {row.kind} seed {row.seed}: {row.status} ({path}) ===", flush=True)
+        sys.stdout.write(path.read_text(errors="replace") if path.is_file() else NO_LOG)
     return 0
 
 
@@ -87,3 +117,39 @@ def _ago(stamp: str) -> str:
     then = then if then.tzinfo else then.replace(tzinfo=timezone.utc)
     minutes = (datetime.now(timezone.utc) - then).total_seconds() / 60
     return f"{stamp} ({minutes:.0f} min ago)" if minutes < 120 else f"{stamp} ({minutes / 60:.1f} h ago)"
+
+
+def runs(args: argparse.Namespace) -> int:
+    found = run_dirs(args.root)
+    if not found:
+        print(f"no runs under {args.root}/ (a run started here puts its directory there)")
+        return 0
+    print(f"{'run':<34} {'state':<11} {'profile':<8} {'children':>10} {'size':>9}  best")
+    for run_dir in found:
+        print(run_line(run_dir))
+    return 0
+
+
+def run_line(run_dir) -> str:
+    """One run: its state, profile, children done (of the target), size on disk and best vs the seed."""
+    record = run_record(run_dir)
+    state = "running" if is_live(run_dir) else "stopped"
+    try:
+        with open_run(run_dir) as pop:
+            summary = pop.summary()
+    except UsageError as e:
+        return f"{str(run_dir):<34} {state:<11} damaged: {e}"[:160]
+    target = _target(record)
+    children = f"{summary['children']}" + (f"/{target}" if target else "")
+    profile = (record.get("profile") or {}).get("name", "?")
+    size = f"{_size_bytes(run_dir) / 2**20:.1f} MB"
+    return f"{str(run_dir):<34} {state:<11} {profile:<8} {children:>10} {size:>9}  {best_text(summary)}"
+
+
+def _target(record: dict) -> int | None:
+    generations, population = record.get("generations"), (record.get("population") or {}).get("population_size")
+    return generations * population if isinstance(generations, int) and isinstance(population, int) else None
+
+
+def _size_bytes(run_dir) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(run_dir) for f in files)

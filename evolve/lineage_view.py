@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evolve.cli import UsageError
-from evolve.runview import UNEVALUATED, GenomeStats, fmt_bpb, fmt_delta, genome_stats, open_run, resolve
+from evolve.runview import (
+    UNEVALUATED,
+    GenomeStats,
+    fmt_bpb,
+    fmt_delta,
+    genome_stats,
+    open_run,
+    resolve,
+    run_dir_arg,
+)
 from population import Genome, Population
 
 IMAGE_SUFFIXES = (".png", ".svg")
@@ -113,12 +122,15 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in IMAGE_SUFFIXES:
         raise UsageError(f"--out must end in .png or .svg, got {str(args.out)!r}")
-    with open_run(args.run_dir) as pop:
+    run_dir = run_dir_arg(args.run_dir)
+    with open_run(run_dir) as pop:
         view = lineage_view(pop, resolve(pop, args.genome).id)
     width = shutil.get_terminal_size((120, 24)).columns
     print("\n".join(text_lines(view, width)))
     if out is not None:
         from evolve.figures import lineage_figure, save
+
+        out = out if out.is_absolute() else run_dir / "report" / out  # beside the report, not wherever we stand
 
         save(lineage_figure(view), out)
         print(f"wrote {out}")

@@ -95,6 +95,7 @@ class Orchestrator:
             self.progress.note(f"stopping: {stop}; waiting for {len(p.inflight)} evaluations in flight")
         for slot, task in p.dispatch(time.monotonic()):
             self.pool.train(slot, task.source, task.seed)
+            self.progress.started(task, p.status(time.monotonic(), self._llm_cost(), self.proposer.in_flight))
         self._propose()
         if p.finished():
             return True

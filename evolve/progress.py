@@ -12,16 +12,20 @@ import time
 
 import ray
 
+from evolve.runview import best_text
+
+__all__ = ["Progress", "best_text", "duration", "eta_seconds"]
+
 
 class Progress:
     def __init__(self, population, unit: str, stream=None) -> None:
         self.population = population
         self.unit = unit  # "GPU" or "slot"
         self.stream = stream or sys.stdout
-        self.started = time.monotonic()
+        self.began = time.monotonic()
 
     def say(self, line: str) -> None:
-        elapsed = int(time.monotonic() - self.started)
+        elapsed = int(time.monotonic() - self.began)
         stamp = f"{elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
         print(f"[{stamp}] {line}", file=self.stream, flush=True)
 
@@ -31,19 +35,21 @@ class Progress:
     def proposal_failed(self, failure) -> None:
         self.say(f"proposal {failure.operator} gave no child ({failure.status}: {failure.reason[:160]})")
 
+    def started(self, task, status: dict) -> None:
+        """An evaluation went to a worker: what it is, then the status line (counts are right at this moment)."""
+        why = {"noise": ": measuring the noise level", "repeat": ": confirming a would-be best"}.get(task.kind, "")
+        self.say(f"training {_what(task)}{why}")
+        self.say(f"    {self.status_line(status)}")
+
     def result(self, task, result, parent_score: float | None, status: dict) -> None:
-        what = f"{task.kind} {task.genome_id[:7]}"
-        if task.kind == "child":
-            what += f" {task.operator}: {task.description[:70]}"
-        elif task.kind != "noise":
-            what += f" (seed {task.seed})"
+        """A finished evaluation, one line (the status line follows when the freed worker starts the next)."""
+        what = _what(task)
         if result.ok:
             change = "" if parent_score is None else f" ({result.val_bpb - parent_score:+.4f} vs parent)"
             outcome = f"val_bpb {result.val_bpb:.4f}{change}"
         else:
             outcome = f"{result.status}: {result.reason[:100]}"
         self.say(f"{what} -> {outcome}")
-        self.say(f"    {self.status_line(status)}")
 
     def status_line(self, status: dict) -> str:
         summary = ray.get(self.population.summary.remote())
@@ -53,21 +59,35 @@ class Progress:
             best_text(summary),
         ]
         hours = status["elapsed"] / 3600
-        if hours > 0 and status["slots"]:
+        if hours > 0 and status["slots"] and status["evaluations"]:
             rate = status["session_children"] / (status["slots"] * hours)
             busy = status["busy"] / (status["slots"] * status["elapsed"])
             parts.append(f"{rate:.1f} children/{self.unit}-hour, {self.unit}s busy {100 * busy:.0f}%")
         parts.append(f"LLM ${status['llm_cost']:.2f}")
+        eta = eta_seconds(status)
+        if eta is not None:
+            parts.append(f"about {duration(eta)} left")
         return " | ".join(parts)
 
 
-def best_text(summary: dict) -> str:
-    """'best 2.7012 (1a2b3c4, -3.1σ vs seed 2.7300)', from Population.summary()."""
-    best, seed, sigma = summary["best_val_bpb"], summary["seed_val_bpb"], summary["sigma"]
-    if best is None:
-        return "best: none yet"
-    text = f"best {best:.4f} ({summary['best_id'][:7]}"
-    if seed is not None and summary["best_id"] != summary["seed_id"]:
-        margin = f"{(best - seed) / sigma:+.1f}σ" if sigma else f"{best - seed:+.4f}"
-        text += f", {margin} vs seed {seed:.4f}"
-    return text + ")"
+def _what(task) -> str:
+    what = f"{task.kind} {task.genome_id[:7]}"
+    if task.kind == "child":
+        return what + f" {task.operator}: {task.description[:70]}"
+    return what + f" (seed {task.seed})"
+
+
+def eta_seconds(status: dict) -> float | None:
+    """Children still to finish x this session's mean seconds per evaluation / slots; None before any finished."""
+    if not status["evaluations"] or not status["slots"]:
+        return None
+    # busy counts the time of evaluations in flight so far: each is about half done, on average
+    per_evaluation = status["busy"] / (status["evaluations"] + status["running"] / 2)
+    return max(0, status["target"] - status["children_done"]) * per_evaluation / status["slots"]
+
+
+def duration(seconds: float) -> str:
+    """'under a minute', '45 min', '3.2 h'."""
+    if seconds < 60:
+        return "under a minute"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"

@@ -58,8 +58,9 @@ def summary_text(summary: Summary) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else run_dir_arg(args.run_dir) / "report"
-    with open_run(args.run_dir) as pop:  # bad input fails here, before the plotting libraries load
+    run_dir = run_dir_arg(args.run_dir)
+    out = Path(args.out) if args.out else run_dir / "report"
+    with open_run(run_dir) as pop:  # bad input fails here, before the plotting libraries load
         lineage_id = resolve(pop, args.lineage).id
         frame = pop.archive()
         stats = genome_stats(frame)
@@ -80,7 +81,7 @@ def _draw(pop: Population, frame: pd.DataFrame, stats, summary: Summary, lineage
 
     view = lineage_view(pop, lineage_id, stats)
     paths = {"progress": out / "progress.png", "lineage": out / "lineage.png"}
-    figures.save(figures.progress_figure(figures.progress(frame, summary.seed_id)), paths["progress"])
+    figures.save(figures.progress_figure(figures.progress(frame, summary.seed_id, pop.config)), paths["progress"])
     figures.save(figures.lineage_figure(view), paths["lineage"])
     return render(pop, frame, stats, summary, view, paths)
 

@@ -6,7 +6,8 @@ the run) and one TrainerWorker per slot, and hands them to the Orchestrator.
 
 The run directory: `.git/` (one commit per genome), `archive/` (one Parquet row per evaluation),
 `population.json`, `run.json` (profile, settings, environment: what replay needs), `sessions.jsonl`
-(one line per trainer worker of each session: node, GPU, environment), `results.tsv`.
+(one line per trainer worker of each session: node, GPU, environment), `results.tsv`, `logs/` (each
+evaluation's train.log, where the trainer worker shares the run's node).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Settings:
     repeat_share: float
     seed: int
     strategy: str = "evolve"  # evolve.strategies.STRATEGIES
+    dashboard: bool = False  # Ray's dashboard with the local Ray
 
     @property
     def device(self) -> str:
@@ -71,6 +73,7 @@ class Settings:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "profile": self.profile.to_dict(),
             "population": dataclasses.asdict(self.population),
+            "generations": self.generations,  # a total; a resumed run updates it to the one it was given
             "mutators": self.mutators.mode,
             "model": self.mutators.model,
             "seed_genome": self.seed_path,
@@ -98,6 +101,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise UsageError(f"--max-llm-cost must be >= 0, got {args.max_llm_cost!r}")
     if args.address is not None and args.local_gpus is not None:
         raise UsageError("--local-gpus declares GPUs to a local Ray; it cannot be used with --address")
+    if args.address is not None and args.dashboard:
+        raise UsageError("--dashboard starts one with the local Ray; a cluster's is `ray dashboard CONFIG`")
     try:
         mutators = MutatorConfig.from_cli(mode=args.mutators, model=args.model)
     except MutatorConfigError as e:
@@ -125,6 +130,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         noise_repeats=args.noise_repeats,
         address=args.address,
         local_gpus=args.local_gpus,
+        dashboard=args.dashboard,
         cpus_per_child=args.cpus_per_child,
         workers=args.workers,
         lookahead=args.lookahead,
@@ -184,6 +190,7 @@ def main(args: argparse.Namespace) -> int:
     from evolve.session import Session, start_ray
 
     print(f"evolve: run directory {settings.run_dir}", flush=True)
+    print(f"evolve: starting {'Ray at ' + settings.address if settings.address else 'a private local Ray'}", flush=True)
     start_ray(settings, CACHE_ENV)
     try:
         return Session(settings, mutators).run()
@@ -203,10 +210,15 @@ def open_run_dir(settings: Settings) -> float:
             spent = population.summary()["llm_cost_usd"]
     except RunDirError as e:
         raise UsageError(str(e)) from None
-    if fresh:
-        from population.rundir import write_atomic
+    from population.rundir import write_atomic
 
-        write_atomic(settings.run_dir / RUN_JSON, json.dumps(settings.record(), indent=1) + "\n")
+    path = settings.run_dir / RUN_JSON
+    if fresh:
+        write_atomic(path, json.dumps(settings.record(), indent=1) + "\n")
+    elif json.loads(path.read_text()).get("generations") != settings.generations:
+        write_atomic(
+            path, json.dumps({**json.loads(path.read_text()), "generations": settings.generations}, indent=1) + "\n"
+        )
     return spent
 
 

@@ -7,8 +7,10 @@ quotes the bad value, exit code 2.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +21,31 @@ from population import Genome, GenomeIdError, Population, PopulationConfig, RunD
 from population.rundir import MARKER
 
 RUN_JSON = "run.json"
+LOGS = "logs"  # each evaluation's train.log, kept by the trainer worker where the run directory is on its node
+RUNS = Path("runs")  # where the run puts run directories by default, relative to where it was started
+
+
+def run_dirs(root: Path = RUNS) -> list[Path]:
+    """The runs directly under `root` (default ./runs, where the run puts them), oldest first by creation."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if (p / MARKER).is_file()]
+    return sorted(found, key=lambda p: ((p / MARKER).stat().st_mtime, p.name))  # the marker is written once
+
+
+def latest_run(root: Path = RUNS) -> Path:
+    """The run created last under `root`, announced on stderr (stdout stays the command's own)."""
+    found = run_dirs(root)
+    if not found:
+        raise UsageError(f"no run under {str(root)!r} in this directory; pass --run-dir D")
+    print(f"evolve: run directory {found[-1]} (the latest under {root}/)", file=sys.stderr)
+    return found[-1]
 
 
 def run_dir_arg(text: str | Path | None) -> Path:
-    """The --run-dir value, checked: it exists and is a run."""
+    """The --run-dir value, checked: it exists and is a run; without one, the latest run under ./runs."""
     if text is None:
-        raise UsageError("--run-dir is required")
+        return latest_run()
     path = Path(text)
     if not path.exists():
         raise UsageError(f"run directory {str(text)!r} does not exist")
@@ -75,6 +96,13 @@ def resolve(pop: Population, text: str) -> Genome:
         raise UsageError(str(e)) from None
 
 
+def log_path(run_dir: Path, source: str, seed: int, started: str) -> Path:
+    """Where an evaluation's log is kept: named by the genome's source (ids are made by the population, which
+    the worker never asks), the training seed and the start stamp the worker reports (the archive's `started`)."""
+    stamp = started.replace(":", "").replace("+", "Z")
+    return run_dir / LOGS / f"{hashlib.sha256(source.encode()).hexdigest()[:16]}-seed{seed}-{stamp}.log"
+
+
 def one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -123,3 +151,15 @@ def fmt_delta(value: float, sigma: float | None = None) -> str:
         return "-"
     text = f"{value:+.4f}"
     return text + (f" ({value / sigma:+.1f}σ)" if sigma else "")
+
+
+def best_text(summary: dict) -> str:
+    """'best 2.7012 (1a2b3c4, -3.1σ vs seed 2.7300)', from Population.summary()."""
+    best, seed, sigma = summary["best_val_bpb"], summary["seed_val_bpb"], summary["sigma"]
+    if best is None:
+        return "best: none yet"
+    text = f"best {best:.4f} ({summary['best_id'][:7]}"
+    if seed is not None and summary["best_id"] != summary["seed_id"]:
+        margin = f"{(best - seed) / sigma:+.1f}σ" if sigma else f"{best - seed:+.4f}"
+        text += f", {margin} vs seed {seed:.4f}"
+    return text + ")"

@@ -20,7 +20,7 @@ from evolve.cli import UsageError
 from evolve.orchestrator import Orchestrator
 from evolve.policy import Limits, RunAborted
 from evolve.pool import WorkerPool
-from evolve.progress import Progress, best_text
+from evolve.progress import Progress, best_text, duration
 from evolve.proposals import Proposer
 from evolve.run import Settings, record_worker
 from evolve.strategies import make_strategy
@@ -29,6 +29,9 @@ from mutators import Mutators
 from population.actor import PopulationActor
 
 EXIT_ABORTED, EXIT_INTERRUPTED = 1, 130
+ASSUMED_OVERHEAD_S = (
+    10.0  # per evaluation beyond training, until the run measured its own (cpu: 8.7 s, docs/benchmarks)
+)
 
 
 def start_ray(settings: Settings, cache_env: tuple[str, ...]) -> None:
@@ -38,13 +41,17 @@ def start_ray(settings: Settings, cache_env: tuple[str, ...]) -> None:
     if settings.address:
         ray.init(address=settings.address, **common)
     else:
-        ray.init(
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # our own private Ray: no token, no warning about one
+        context = ray.init(
             address="local",
             num_cpus=os.cpu_count(),
             num_gpus=settings.local_gpus,
-            include_dashboard=False,
+            include_dashboard=settings.dashboard,
             **common,
         )
+        if settings.dashboard:
+            where = f"at http://{context.dashboard_url}" if context.dashboard_url else "did not start (see Ray's logs)"
+            print(f"evolve: Ray dashboard {where}", flush=True)
 
 
 def plan_slots(settings: Settings) -> tuple[str, dict, int, int]:
@@ -87,11 +94,13 @@ class Session:
         workers = [Worker.remote(s.profile.to_dict(), s.device, threads, (str(s.run_dir),)) for _ in range(count)]
         progress = Progress(population, unit)
         target = s.generations * s.population.population_size
+        self._announce(progress, population, count, summary)
         progress.note(
             f"{'resuming' if summary['evaluations'] else 'starting'} run: profile {s.profile.name} "
-            f"({s.profile.budget_seconds:g} s per child), {count} trainer workers ({unit}s, {threads} threads "
-            f"each), population {s.population.population_size}, {s.generations} generations = {target} children "
-            f"({summary['children']} done), mutators {self.mutators!r}, strategy {s.strategy}"
+            f"({s.profile.budget_seconds:g} s per child), {plural(count, 'trainer worker')}, one per {unit} "
+            f"({plural(threads, 'thread')} each), population {s.population.population_size}, "
+            f"{plural(s.generations, 'generation')} = {target} children ({summary['children']} done), "
+            f"mutators: {mutators_text(self.mutators)}, strategy {s.strategy}"
         )
         seed = ray.get(population.seed.remote())
         proposer = Proposer(
@@ -116,6 +125,9 @@ class Session:
 
         def on_ready(info: dict) -> None:
             record_worker(s.run_dir, session, info, sys.argv)
+            progress.note(
+                f"trainer worker ready on {info['node']} (data and tokenizer: {info['prepare_seconds']:.0f} s)"
+            )
 
         pool = WorkerPool(workers, on_ready=on_ready)
         strategy = make_strategy(s.strategy, seed.id, count)
@@ -135,28 +147,72 @@ class Session:
             print(f"evolve: error: {why}", file=sys.stderr)
         return code
 
+    def _announce(self, progress: Progress, population, slots: int, summary: dict) -> None:
+        """What happens before the first result, and about how long the whole run will take."""
+        s = self.settings
+        frame = ray.get(population.archive.remote())
+        measured = frame[frame.status == "ok"]
+        overhead = float((measured.total_seconds - measured.training_seconds).mean()) if len(measured) else None
+        children = s.generations * s.population.population_size - summary["children"]
+        noise = max(0, s.noise_repeats - int((frame.kind == "noise").sum())) if len(frame) else s.noise_repeats
+        eta = planned_seconds(children + noise, s.profile.budget_seconds, overhead, slots)
+        progress.note(
+            "each trainer worker first prepares the dataset and tokenizer (once per machine: the first time it "
+            f"trains the tokenizer), then the seed trains {plural(noise, 'time')} to measure the noise level"
+        )
+        assumed = "assumed" if overhead is None else "measured"
+        progress.note(
+            f"planned: {children + noise} evaluations x ({s.profile.budget_seconds:g} s training + "
+            f"{ASSUMED_OVERHEAD_S if overhead is None else overhead:.0f} s {assumed} overhead) / "
+            f"{plural(slots, 'slot')} = about {duration(eta)}"
+        )
+        if s.device == "cpu" and eta > 2 * 3600:
+            first = planned_seconds(4 * 3 + 3, 30, overhead, slots)
+            progress.note(
+                "that is a long run for a CPU; a first look (the README's first run, planned about "
+                f"{duration(first)}): python -m evolve --profile cpu --budget 30 --population 4 --generations 3"
+            )
+
     def _finish(self, population, progress: Progress) -> None:
         run_dir = self.settings.run_dir
         ray.get(population.export_results_tsv.remote(str(run_dir / "results.tsv")))
         summary = ray.get(population.summary.remote())
         best = ray.get(population.best.remote())
-        lines = [f"run directory: {run_dir}", f"evaluations: {summary['evaluations']} {summary['by_status']}"]
+        by_status = ", ".join(f"{status} {n}" for status, n in summary["by_status"].items())
+        lines = [f"run directory: {run_dir}", f"evaluations: {summary['evaluations']} ({by_status})"]
         if best is not None:
             frame = ray.get(population.archive.remote())
             mine = frame[(frame.genome_id == best.id) & (frame.status == "ok")]
             depth = len(ray.get(population.lineage.remote(best.id)).path)
             test = f"{mine.test_bpb.mean():.4f}" if len(mine) else "n/a"
             lines += [
-                f"best genome: {best_text(summary)}, {len(mine)} ok evaluations, "
+                f"best genome: {best_text(summary).removeprefix('best ')}, {len(mine)} ok evaluations, "
                 f"lineage depth {depth}: {best.description}",
                 f"held-out test_bpb of the best: {test}",
                 f"view its lineage: python -m evolve lineage {best.short_id} --run-dir {run_dir}",
                 f"replay it:        python -m evolve replay {best.short_id} --run-dir {run_dir}",
             ]
         lines.append(
-            f"continue the run: python -m evolve --population {self.settings.population.population_size} "
-            f"--generations <more> --run-dir {run_dir}"
+            f"resume it: python -m evolve --run-dir {run_dir} --generations {self.settings.generations} "
+            "(a total: a larger number evolves further)"
         )
         for line in lines:
             progress.note(line)
         ray.get(population.close.remote())
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def mutators_text(mutators: Mutators) -> str:
+    """'offline (hyperparam, merge)' or 'LLM claude-sonnet-4-6 and offline': what will write the children."""
+    if not mutators.llm_available:
+        return "offline (hyperparam, merge)" + ("" if mutators.config.mode == "offline" else "; no ANTHROPIC_API_KEY")
+    families = mutators.config.family_weights()
+    return f"LLM {mutators.config.model}" + (" and offline" if "offline" in families else "")
+
+
+def planned_seconds(evaluations: int, budget: float, overhead: float | None, slots: int) -> float:
+    """Evaluations x (budget + overhead per evaluation) / slots: the run's expected wall time."""
+    return evaluations * (budget + (ASSUMED_OVERHEAD_S if overhead is None else overhead)) / max(1, slots)

@@ -4,6 +4,7 @@ Each worker keeps one scorer process warm for its whole life, and a standby chil
 that gets ready while the last child is scored, and prepares the dataset and tokenizer on its own node
 at start-up (under the cache's file lock, so workers sharing a node build it once):
 no shared filesystem is assumed. Genome source arrives as an argument, through Ray, never a file.
+Each child's log is kept in the run directory's logs/ where that directory is on the worker's node.
 
 A worker that dies (killed, OOM, node lost) is restarted by Ray; the orchestrator sees the in-flight
 call fail with a RayActorError and re-queues that child.
@@ -73,9 +74,17 @@ class TrainerWorker:
             scorer=self.scorer,
             standby=self.standby,
             hide=self._hide(),
+            log_path=self._log_path(source, seed, started),
         )
         self.children += 1
         return dict(result=result.to_dict(), node=self.node, worker=self.worker, started=started, finished=now_iso())
+
+    def _log_path(self, source: str, seed: int, started: str) -> Path | None:
+        """Into the run directory's logs/, where the run directory is on this node (a local run); else not kept."""
+        from evolve.runview import log_path
+
+        here = self._hide()
+        return log_path(here[0], source, seed, started) if here else None
 
     def _hide(self) -> tuple[Path, ...]:
         return tuple(p for p in self.hide if p.exists())  # the run directory, where it is on this node

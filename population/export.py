@@ -1,32 +1,62 @@
-"""Export the archive to the seed project's results.tsv (karpathy/autoresearch's experiment log).
+"""The archive read back as history: the confirmed best after every evaluation, and results.tsv.
 
-One row per genome, from its first evaluation, in recording order: commit (7-char id), val_bpb (6
-decimals), memory_gb (1 decimal), status and description. Status is "keep" when that evaluation
-improved the running best val_bpb at the time, "discard" when it was ok but not better, and "crash"
-for any failure (then val_bpb and memory_gb are 0, as autoresearch writes them).
+"Best" means one thing everywhere (status, lineage best, the report's plot and summary, results.tsv):
+the noise-gated incumbent of population.selection.incumbent, which `best_history` recomputes row by
+row exactly as Population does while it records.
+
+results.tsv is the seed project's experiment log (karpathy/autoresearch): one row per genome with a
+finished evaluation, in the order of its first one: commit (7-char id), val_bpb (its mean over ok
+evaluations, 6 decimals), memory_gb (its peak, 1 decimal), status and description. Status means what it
+means there: "keep" for a genome that became the best, "discard" for one that trained but never did,
+"crash" for one that never trained ok (then val_bpb and memory_gb are 0). Interrupted evaluations are
+not results: a genome that has only those is left out (a resumed run trains it again).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
+
+from population.archive import ok_value
+from population.messages import PopulationConfig
+from population.selection import incumbent
+from population.standings import Standings
 
 HEADER = ("commit", "val_bpb", "memory_gb", "status", "description")
 
 
-def results_tsv(archive: pd.DataFrame) -> str:
+@dataclass(frozen=True)
+class BestAt:
+    """The confirmed best just after one archive row was recorded."""
+
+    eval_id: int
+    best_id: str | None
+    val_bpb: float  # the best's mean ok val_bpb at that moment; nan while there is none
+
+
+def best_history(archive: pd.DataFrame, seed_id: str, config: PopulationConfig) -> list[BestAt]:
+    """After each row, in recording order: the best as Population.best() was at that moment."""
+    standings = Standings(seed_id, config.confirm_repeats)
+    history = []
+    for row in archive.sort_values("eval_id").to_dict("records"):
+        standings.add(row["genome_id"], ok_value(row), row["source_chars"])
+        best = incumbent(standings.leader(), standings.anchor(), standings.sigma(), config.noise_margin_sigma)
+        history.append(BestAt(int(row["eval_id"]), best.id if best else None, best.fitness.mean if best else math.nan))
+    return history
+
+
+def results_tsv(archive: pd.DataFrame, seed_id: str, config: PopulationConfig) -> str:
     """The results.tsv text for an archive frame (columns as in population.archive.SCHEMA)."""
+    kept = {step.best_id for step in best_history(archive, seed_id, config)}
+    finished = archive[archive.status != "interrupted"].sort_values("eval_id")
     lines = ["\t".join(HEADER)]
-    best = math.inf
-    first = archive.sort_values("eval_id").drop_duplicates("genome_id", keep="first")
-    for row in first.itertuples(index=False):
-        ok = row.status == "ok" and math.isfinite(row.val_bpb)
-        status = "crash" if not ok else "keep" if row.val_bpb < best else "discard"
-        if ok:
-            best = min(best, row.val_bpb)
-        val_bpb = row.val_bpb if ok else 0.0
-        memory_gb = row.peak_memory_mb / 1024 if ok else 0.0
-        description = " ".join(str(row.description).split())
-        lines.append(f"{row.genome_id[:7]}\t{val_bpb:.6f}\t{memory_gb:.1f}\t{status}\t{description}")
+    for genome_id, rows in finished.groupby("genome_id", sort=False):
+        ok = rows[rows.val_bpb.map(math.isfinite) & (rows.status == "ok")]
+        status = "crash" if not len(ok) else "keep" if genome_id in kept else "discard"
+        val_bpb = ok.val_bpb.mean() if len(ok) else 0.0
+        memory_gb = ok.peak_memory_mb.max() / 1024 if len(ok) else 0.0
+        description = " ".join(str(rows.description.iloc[0]).split())
+        lines.append(f"{genome_id[:7]}\t{val_bpb:.6f}\t{memory_gb:.1f}\t{status}\t{description}")
     return "\n".join(lines) + "\n"

@@ -179,7 +179,7 @@ class Population:
 
     def export_results_tsv(self, path: str | Path) -> Path:
         path = Path(path)
-        write_atomic(path, results_tsv(self._archive.frame()))
+        write_atomic(path, results_tsv(self._archive.frame(), self._seed_id, self.config))
         return path
 
     # --- selection -----------------------------------------------------------------------------

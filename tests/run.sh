@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: install evolve with its test extras on this machine, then run the whole suite.
+# The test command: install evolve with its test extras (into .venv, or $PYTHON), then run the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash experiments/install.sh test
@@ -10,4 +10,4 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
     || echo "run.sh: could not install chromium; the report's browser tests will fail" >&2
 fi
 export RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled
-exec "${PYTHON:-python3}" -m pytest -q -p no:cacheprovider "$@"
+exec "${PYTHON:-.venv/bin/python}" -m pytest -q -p no:cacheprovider "$@"

@@ -96,3 +96,15 @@ def test_lineage_image_may_be_svg(smoke_run, tmp_path):
     proc = evolve("lineage", "seed", "--run-dir", str(smoke_run.run_dir), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "<svg" in out.read_text()[:2000]
+
+
+def test_a_relative_lineage_out_is_written_into_the_runs_report_directory(smoke_run, tmp_path, monkeypatch, capsys):
+    from evolve.cli import main
+
+    run_dir = smoke_run.copy(tmp_path / "run")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["lineage", "seed", "--run-dir", str(run_dir), "--out", "tree.svg"]) == 0
+    assert (run_dir / "report" / "tree.svg").is_file() and not list(elsewhere.iterdir())
+    assert f"wrote {run_dir / 'report' / 'tree.svg'}" in capsys.readouterr().out

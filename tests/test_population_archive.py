@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import random
 import shutil
@@ -18,6 +20,7 @@ import pytest
 from fitness.result import RunResult
 from population import Population, PopulationConfig, RunDirError
 from population.archive import SCHEMA
+from population.export import best_history
 from population.segments import SegmentLog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,22 +119,32 @@ def test_record_refuses_an_unknown_kind(tmp_path, seed_source):
         assert len(pop.archive()) == 0
 
 
-def test_results_tsv_marks_keep_discard_and_crash(tmp_path, seed_source):
-    with Population.open(tmp_path / "run", seed_source, PopulationConfig()) as pop:
-        pop.record(pop.seed().id, RunResult("ok", val_bpb=1.0, peak_memory_mb=45060.2), generation=0, **WHEN)
-        pop.record(pop.seed().id, RunResult("ok", val_bpb=0.5), kind="noise", generation=0, **WHEN)
-        outcomes = [RunResult("ok", val_bpb=0.99), RunResult("timeout"), RunResult("ok", val_bpb=0.995)]
+def test_results_tsv_keeps_what_became_the_confirmed_best_and_discards_what_did_not(tmp_path, seed_source):
+    config = PopulationConfig(confirm_repeats=2)
+    with Population.open(tmp_path / "run", seed_source, config) as pop:
+        seed = pop.seed().id
+        pop.record(seed, RunResult("ok", val_bpb=1.0, peak_memory_mb=45060.2), kind="noise", generation=0, **WHEN)
+        pop.record(seed, RunResult("ok", val_bpb=0.98), kind="noise", generation=0, **WHEN)  # mean 0.99, sigma 0.014
+        outcomes = [RunResult("ok", val_bpb=0.985), RunResult("timeout"), RunResult("ok", val_bpb=0.9), RunResult("ok")]
+        children = []
         for i, result in enumerate(outcomes):
-            child, _ = pop.add(seed_source + f"# {i}\n", [pop.seed().id], "mutate", f"try\t{i}", 1)
-            pop.record(child.id, result, generation=1, **WHEN)
+            child, _ = pop.add(seed_source + f"# {i}\n", [seed], "mutate", f"try\t{i}", 1)
+            children.append(child)
+            status = "interrupted" if i == 3 else result.status
+            pop.record(child.id, dataclasses.replace(result, status=status), generation=1, **WHEN)
+        pop.record(children[2].id, RunResult("ok", val_bpb=0.92), kind="repeat", generation=1, **WHEN)
+        assert pop.best().id == children[2].id
         lines = pop.export_results_tsv(tmp_path / "results.tsv").read_text().splitlines()
     assert lines[0].split("\t") == ["commit", "val_bpb", "memory_gb", "status", "description"]
-    assert lines[1] == f"{pop.seed().id[:7]}\t1.000000\t44.0\tkeep\tseed genome"
-    assert [line.split("\t")[1:4] for line in lines[2:]] == [
-        ["0.990000", "0.0", "keep"],
-        ["0.000000", "0.0", "crash"],
-        ["0.995000", "0.0", "discard"],
-    ]
+    assert lines[1] == f"{seed[:7]}\t0.990000\t44.0\tkeep\tseed genome"
+    assert (
+        [line.split("\t")[:4] for line in lines[2:]]
+        == [
+            [children[0].id[:7], "0.985000", "0.0", "discard"],  # better than the seed's mean, inside the noise
+            [children[1].id[:7], "0.000000", "0.0", "crash"],
+            [children[2].id[:7], "0.910000", "0.0", "keep"],  # clear of the noise band: the best
+        ]
+    )  # the interrupted child is no result
     assert lines[2].split("\t")[4] == "try 0"
 
 
@@ -167,3 +180,36 @@ def test_reading_segments_good_or_corrupt_starts_no_arrow_thread_pool(tmp_path):
                           cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0", f"reading started {proc.stdout.strip()} threads"
+
+
+def test_best_history_is_the_best_population_had_after_every_evaluation(tmp_path, seed_source):
+    """The one definition of best: replayed from the archive, it is what Population.best() said live."""
+    config = PopulationConfig(confirm_repeats=2)
+    rng = random.Random(7)
+    live = []
+    with Population.open(tmp_path / "run", seed_source, config) as pop:
+        genomes = [pop.seed()]
+        for i in range(40):
+            if rng.random() < 0.4:
+                genome = rng.choice(genomes)
+            else:
+                genome, _ = pop.add(seed_source + f"# {i}\n", [rng.choice(genomes).id], "mutate", str(i), 1)
+                genomes.append(genome)
+            result = RunResult("ok", val_bpb=rng.gauss(1.0, 0.05)) if rng.random() < 0.8 else RunResult("crash")
+            pop.record(genome.id, result, generation=1, **WHEN)
+            best = pop.best()
+            live.append((best.id, pop.fitness(best.id).mean) if best else (None, math.nan))
+        history = best_history(pop.archive(), pop.seed().id, config)
+    assert [(step.best_id, step.val_bpb) for step in history] == live
+    assert len({best for best, _ in live}) > 2  # the best changed hands along the way
+
+
+def test_the_archive_directory_reads_with_plain_pandas_as_the_readme_shows(tmp_path, seed_source):
+    import pandas as pd
+
+    with Population.open(tmp_path / "run", seed_source, PopulationConfig()) as pop:
+        for i in range(5):
+            pop.record(pop.seed().id, RunResult("ok", val_bpb=1.0 + i / 100), kind="noise", generation=0, **WHEN)
+        expected = pop.archive()
+    evals = pd.read_parquet(tmp_path / "run" / "archive").drop_duplicates("eval_id").sort_values("eval_id")
+    pd.testing.assert_frame_equal(evals.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)

@@ -14,6 +14,7 @@ from smoke_run import evolve
 from evolve import figures
 from evolve.lineage_view import lineage_view
 from population import Population
+from population.export import best_history
 from population.lineage import unified_diff
 
 # The session's smoke run (tests/conftest.py) is built by whichever test asks first: ~1.5 min, more on a
@@ -32,21 +33,25 @@ def report(smoke_run, tmp_path_factory):
     return out, proc.stdout
 
 
-def _expected_progress(frame, seed_id):
-    """What the progress plot must show, computed here from the archive independently of evolve.figures."""
-    children = frame[frame.kind == "child"].sort_values("eval_id").reset_index(drop=True)
+def _expected_progress(frame, seed_id, config):
+    """What the progress plot must show: every child's point, and the best as Population.best() had it just
+    before each child (best_history equals the live best: tests/test_population_archive.py)."""
+    frame = frame.sort_values("eval_id").reset_index(drop=True)
+    steps = best_history(frame, seed_id, config)
     seed = frame[(frame.genome_id == seed_id) & (frame.status == "ok")].val_bpb.mean()  # nan if it never ran ok
-    best, running, points, improvements, failed = seed if math.isfinite(seed) else math.inf, [seed], [], [], []
-    for number, row in enumerate(children.itertuples(), 1):
+    running, points, improvements, failed, number = [], [], [], [], 0
+    for i, row in enumerate(frame.itertuples()):
+        if row.kind != "child" or row.status == "interrupted":
+            continue
+        number += 1
+        running.append(steps[i - 1].val_bpb if i else math.nan)
         if row.status == "ok":
             points.append((number, row.val_bpb))
-            if row.val_bpb < best:
+            if row.genome_id in {s.best_id for s in steps}:
                 improvements.append((number, row.val_bpb))
-                best = row.val_bpb
         else:
             failed.append(number)
-        running.append(best if math.isfinite(best) else math.nan)
-    return seed, points, improvements, failed, running
+    return seed, points, improvements, failed, [*running, steps[-1].val_bpb]
 
 
 def _artist(items, gid):
@@ -62,10 +67,12 @@ def test_report_plots_are_pngs_of_exactly_the_archives_data(smoke_run, report, t
         with Image.open(out / name) as image:
             image.verify()
     with Population.read(smoke_run.run_dir) as pop:
-        frame, seed_id = pop.archive(), pop.seed().id
-    fig = figures.progress_figure(figures.progress(frame, seed_id))
+        frame, seed_id, config = pop.archive(), pop.seed().id, pop.config
+        best = pop.fitness((pop.best() or pop.seed()).id).mean
+    fig = figures.progress_figure(figures.progress(frame, seed_id, config))
     ax = fig.axes[0]
-    seed, points, improvements, failed, running = _expected_progress(frame, seed_id)
+    seed, points, improvements, failed, running = _expected_progress(frame, seed_id, config)
+    assert math.isclose(running[-1], best)  # the plot ends where the summary's best is
     assert 4 in failed  # the child that raises is trained last (on a loaded machine others may fail too)
     shown = [
         tuple(p) for gid in ("rest", "improvements") if (a := _artist(ax.collections, gid)) for p in a.get_offsets()

@@ -36,11 +36,25 @@ def smoke_run_dir(tmp_path_factory):
         (["--seed-genome", "/"], "genome '/' is not a file"),
         (["--population", "two"], "invalid int value: 'two'"),
         (["--max-hours", "0"], "--max-hours must be positive, got 0.0"),
+        (["--address", "auto", "--dashboard"], "--dashboard starts one with the local Ray"),
     ],
 )
 def test_bad_run_flags_are_one_line_and_exit_2(args, message, tmp_path, capsys):
     _refused([*args, "--run-dir", str(tmp_path / "never")], message, capsys)
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--populaton", "4"], "unknown option '--populaton' (did you mean --population?)"),
+        (["--population", "4", "--generatons=3"], "unknown option '--generatons' (did you mean --generations?)"),
+        (["--frobnicate", "4"], "unknown option '--frobnicate'"),
+    ],
+)
+def test_a_misspelt_run_option_is_named_not_taken_for_a_command(args, message, capsys):
+    err = _refused(args, message, capsys)
+    assert "invalid choice" not in err
 
 
 def _refused(args: list[str], message: str, capsys) -> str:
@@ -94,3 +108,16 @@ def test_the_strategy_is_recorded_in_run_json(tmp_path):
     args = ["--population", "2", "--profile", "smoke", "--strategy", "parallel-greedy", "--run-dir", str(run_dir)]
     open_run_dir(settings_from_args(build_parser().parse_args(args)))
     assert json.loads((run_dir / "run.json").read_text())["strategy"] == "parallel-greedy"
+
+
+def test_run_json_records_the_total_generations_and_a_resume_updates_it(tmp_path):
+    from evolve.cli import build_parser
+    from evolve.run import open_run_dir, settings_from_args
+
+    run_dir = tmp_path / "run"
+    for generations in ("2", "5"):
+        args = build_parser().parse_args(
+            ["--profile", "smoke", "--generations", generations, "--run-dir", str(run_dir)]
+        )
+        open_run_dir(settings_from_args(args))
+        assert json.loads((run_dir / "run.json").read_text())["generations"] == int(generations)

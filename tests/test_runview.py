@@ -102,12 +102,7 @@ def test_a_run_json_with_a_foreign_profile_is_refused_by_replay(smoke_run, tmp_p
         (["lineage", "--out", "tree.jpg"], "'tree.jpg'"),
         (["replay", "seed", "--repeats", "0"], "0"),
         (["replay", "seed", "--profile", "tpu"], "'tpu'"),
-        (["show", "seed", "--diff"], "seed"),
     ],
 )
 def test_bad_options_are_one_line(args, quoted, smoke_run):
     _one_line_usage_error(evolve(*args, "--run-dir", str(smoke_run.run_dir)), quoted)
-
-
-def test_the_run_directory_is_required():
-    _one_line_usage_error(evolve("status"), "--run-dir")
