@@ -28,7 +28,7 @@ class Task:
     """One LLM operator call: the prompt, the text edits apply to, and who the parents are."""
 
     operator: str
-    prompt: str
+    prompt: prompting.Prompt
     base_source: str  # edits apply to this text
     parents: tuple[ParentInfo, ...]
     context: Context
@@ -72,14 +72,15 @@ def repair(
 
 def run(client: LLMClient, task: Task, attempts: int, dup: IsDuplicate | None) -> Proposal:
     """Converse until a reply yields an acceptable child or `attempts` replies have been spent."""
-    system = prompting.system_prompt(task.context.program)
-    messages: list[dict] = [{"role": "user", "content": task.prompt}]
+    system = prompting.system_blocks(task.context.program)
+    messages: list[dict] = [{"role": "user", "content": task.prompt.content()}]
     usage = LLMUsage(client.total.model)
     status, reason = "malformed", "no reply"
     for attempt in range(1, attempts + 1):
         try:
             reply = client.complete(system, messages)
         except LLMFailure as failure:
+            usage = usage + failure.usage if failure.usage is not None else usage
             if failure.status != "malformed":
                 return failed(failure.status, task.operator, failure.reason, usage)
             status, reason = "malformed", failure.reason  # nothing to answer: ask again as before

@@ -10,8 +10,10 @@ OFFLINE_OPERATORS = ("hyperparam", "merge")
 # ok: a draft was produced. malformed: the LLM never answered with usable edits. duplicate: the only
 # children found were already known. unchanged: identical to a parent. invalid: does not parse or
 # breaks the harness contract. conflict: a 3-way merge conflicted. budget: max_cost_usd reached.
-# api_error: the API failed (auth, bad request, or retries exhausted on 429/529/5xx). unavailable:
-# an LLM operator was asked for while the LLM is off (offline mode or no API key).
+# api_error: the API refused the request (auth, bad request). outage: the API is overloaded or
+# unreachable (429/529/5xx/connection errors/timeouts past the retries, or paused after such an
+# outage); the caller may stand in an offline operator. unavailable: an LLM operator was asked for
+# while the LLM is off (offline mode or no API key).
 STATUSES = (
     "ok",
     "malformed",
@@ -21,6 +23,7 @@ STATUSES = (
     "conflict",
     "budget",
     "api_error",
+    "outage",
     "unavailable",
 )
 
@@ -37,12 +40,19 @@ class ParentInfo:
 
 @dataclass(frozen=True)
 class LLMUsage:
-    """Tokens and dollars spent on one proposal, failed attempts included."""
+    """Tokens and dollars spent on one proposal, failed attempts and cut-off replies included.
+
+    `input_tokens` are the uncached ones; `cache_read_tokens` and `cache_write_tokens` come on top
+    (the prompt's size is the sum of the three). `cost_usd` is NaN when the model's price is unknown.
+    """
 
     model: str
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    requests: int = 0
 
     def __add__(self, other: LLMUsage) -> LLMUsage:
         return LLMUsage(
@@ -50,6 +60,19 @@ class LLMUsage:
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.cost_usd + other.cost_usd,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.requests + other.requests,
+        )
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    def record(self) -> dict:
+        """The archive's llm fields: input_tokens counts the whole prompt, cached parts included."""
+        return dict(
+            model=self.model, input_tokens=self.prompt_tokens, output_tokens=self.output_tokens, cost_usd=self.cost_usd
         )
 
 

@@ -19,7 +19,7 @@ CONTEXT = Context(
     parent_metrics="val_bpb 1.500, 120 steps",
     log_tail="step 00100 | loss 3.2",
     lineage_notes="seed -> wider MLP: val_bpb 1.52 -> 1.50",
-    archive_digest="failed: removing QK-norm (diverged)",
+    ledger="failed: removing QK-norm (diverged)",
     profile="smoke",
 )
 
@@ -39,6 +39,16 @@ PROSE = text_reply("I would try a higher learning rate; it usually helps small m
 TRUNCATED = text_reply("DESCRIPTION: raise the LR\n\n<<<<<<< SEARCH\nMATRIX_LR = 0.02", stop_reason="max_tokens")
 
 
+class Clock:
+    """Stands in for time.monotonic: moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Sleeps(list):
     """Stands in for time.sleep: records the waits instead of waiting."""
 
@@ -51,11 +61,20 @@ def seed(seed_source) -> ParentInfo:
     return ParentInfo("seed", seed_source, "the seed", 1.5)
 
 
-def make(server: FakeAnthropic, sleeps: Sleeps | None = None, **overrides) -> Mutators:
+def make(server: FakeAnthropic, sleeps: Sleeps | None = None, clock=None, **overrides) -> Mutators:
     fields = dict(mode="llm", base_url=server.base_url, retry_base_s=0.01, max_retries=3, model="claude-sonnet-4-6")
     return Mutators(
-        MutatorConfig(**(fields | overrides)), api_key=KEY, sleep=sleeps if sleeps is not None else Sleeps()
+        MutatorConfig(**(fields | overrides)),
+        api_key=KEY,
+        sleep=sleeps if sleeps is not None else Sleeps(),
+        clock=clock or Clock(),
     )
+
+
+def prompt_of(request) -> str:
+    """The first user message's text, its blocks joined."""
+    content = request.body["messages"][0]["content"]
+    return content if isinstance(content, str) else "\n".join(block["text"] for block in content)
 
 
 def mutate(mutators: Mutators, parent: ParentInfo, is_duplicate=None):
@@ -81,17 +100,30 @@ def test_mutate_returns_a_valid_child_and_records_tokens_and_cost(seed):
     assert mutators.spent_usd == pytest.approx(draft.usage.cost_usd)
 
 
-def test_every_prompt_carries_program_metrics_lineage_digest_and_settings(seed):
+def test_every_prompt_carries_program_metrics_lineage_ledger_and_settings_but_no_sampling_parameters(seed):
     with FakeAnthropic([GOOD]) as server:
-        mutate(make(server, temperature=0.7, max_tokens=5000), seed)
+        mutate(make(server, max_tokens=5000), seed)
     request = server.requests[0]
     assert request.path == "/v1/messages"
     body = request.body
-    assert (body["model"], body["max_tokens"], body["temperature"]) == ("claude-sonnet-4-6", 5000, 0.7)
-    assert "PROGRAM-MARKER" in body["system"] and "SEARCH" in body["system"]
-    prompt = body["messages"][0]["content"]
+    assert (body["model"], body["max_tokens"], body["stream"]) == ("claude-sonnet-4-6", 5000, True)
+    assert not {"temperature", "top_p", "top_k"} & set(body)  # current models refuse some of them
+    system = body["system"][0]["text"]
+    assert "PROGRAM-MARKER" in system and "SEARCH" in system
+    prompt = prompt_of(request)
     for text in ("val_bpb 1.500", "loss 3.2", "wider MLP", "removing QK-norm", "'smoke'", "MATRIX_LR = 0.02"):
         assert text in prompt
+
+
+def test_the_stable_prefix_is_marked_for_the_prompt_cache(seed):
+    with FakeAnthropic([GOOD]) as server:
+        mutate(make(server), seed)
+    body = server.requests[0].body
+    assert body["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    stable, task = body["messages"][0]["content"]
+    assert stable["cache_control"] == {"type": "ephemeral"} and "cache_control" not in task
+    assert seed.source.strip() in stable["text"] and "PROGRAM-MARKER" not in stable["text"]
+    assert "wider MLP" in task["text"] and "wider MLP" not in stable["text"]
 
 
 @pytest.mark.parametrize(
@@ -154,26 +186,31 @@ def test_529_three_times_backs_off_exponentially_then_succeeds(seed):
     assert sleeps == pytest.approx([0.01, 0.02, 0.04])
 
 
-def test_retries_exhausted_is_an_api_error_status(seed):
+def test_retries_exhausted_on_overload_give_an_offline_stand_in_recorded_as_such(seed):
     overloaded = error_reply(529, "overloaded_error", "Overloaded")
     with FakeAnthropic([overloaded] * 3) as server:
-        proposal = mutate(make(server, max_retries=2), seed)
-    assert proposal.status == "api_error" and "HTTP 529 after 3 tries" in proposal.reason
+        mutators = make(server, max_retries=2)
+        proposal = mutate(mutators, seed)
+    assert proposal.ok and proposal.operator == "hyperparam" and len(server.requests) == 3
+    assert "offline stand-in for mutate: LLM outage (HTTP 529 after 3 tries" in proposal.draft.changes[-1]
+    assert mutators.llm_paused
 
 
-def test_an_outage_of_429_500_529_and_broken_bodies_is_ridden_out_and_leaves_nothing_stuck(seed):
-    sleeps = Sleeps()
+def test_an_outage_of_429_500_529_and_broken_bodies_is_ridden_out_and_the_llm_resumes_after_the_pause(seed):
+    sleeps, clock = Sleeps(), Clock()
     first = [error_reply(429, "rate_limit_error", "slow down"), error_reply(500, "api_error", "Internal error")]
     first.append(raw_reply("<html><body>502 Bad Gateway</body></html>", content_type="text/html"))
     second = [error_reply(529, "overloaded_error", "Overloaded"), error_reply(503, "api_error", "Unavailable")]
-    longer = [error_reply(529, "overloaded_error", "Overloaded")] * 4  # past max_retries: this proposal fails
+    longer = [error_reply(529, "overloaded_error", "Overloaded")] * 4  # past max_retries: the LLM pauses
     with FakeAnthropic([*first, *second, GOOD, *longer, GOOD]) as server:
-        mutators = make(server, sleeps, retry_base_s=0.01)
-        during = [mutate(mutators, seed), mutate(mutators, seed)]
-        after = mutate(mutators, seed)  # the endpoint is back: so is the next proposal
+        mutators = make(server, sleeps, clock=clock, retry_base_s=0.01, outage_pause_s=30)
+        during = [mutate(mutators, seed), mutate(mutators, seed), mutate(mutators, seed)]
+        clock.now += 31
+        after = mutate(mutators, seed)  # the pause is over and the endpoint is back: so is the LLM
     assert during[0].ok and len(server.requests[0].body["messages"]) == 1  # the broken body: asked again
-    assert during[1].status == "api_error" and "HTTP 529 after 4 tries" in during[1].reason
-    assert after.ok and len(server.requests) == 11
+    assert during[1].operator == "hyperparam" and "HTTP 529 after 4 tries" in during[1].draft.changes[-1]
+    assert during[2].operator == "hyperparam" and "paused" in during[2].draft.changes[-1]  # no request sent
+    assert after.ok and after.operator == "mutate" and len(server.requests) == 11
     assert sleeps == pytest.approx([0.01, 0.02, 0.01, 0.02, 0.01, 0.02, 0.04])
 
 
@@ -217,7 +254,7 @@ def test_crossover_sees_both_parents_changes_and_combines_them(seed):
     assert proposal.ok and proposal.draft.operator == "crossover" and proposal.draft.parent_ids == ("a", "b")
     assert proposal.draft.usage.cost_usd == pytest.approx(0.006)
     assert "NS_STEPS = 4" in proposal.draft.source and "MATRIX_LR = 0.03" in proposal.draft.source
-    prompt = server.requests[0].body["messages"][0]["content"]
+    prompt = prompt_of(server.requests[0])
     assert "-NS_STEPS = 5" in prompt and "+MATRIX_LR = 0.03" in prompt and "val_bpb 1.4800" in prompt
 
 
@@ -240,7 +277,7 @@ def test_repair_fixes_the_bug_and_records_that_it_was_repaired(seed):
     assert proposal.draft.source == seed.source
     assert proposal.draft.description == "repair: ReLU squared MLP [fix: typo self.upp -> self.up]"
     assert proposal.draft.usage.output_tokens == 200
-    assert "has no attribute 'upp'" in server.requests[0].body["messages"][0]["content"]
+    assert "has no attribute 'upp'" in prompt_of(server.requests[0])
 
 
 def test_budget_exhausted_stops_new_llm_work(seed):
@@ -308,12 +345,9 @@ def test_api_key_never_reaches_drafts_logs_files_or_pickles(seed, tmp_path, monk
         assert (key.encode() if isinstance(blob, bytes) else key) not in blob
 
 
-def test_unpickled_mutators_read_the_key_from_their_own_environment(seed, monkeypatch):
+def test_unpickled_mutators_hold_no_key_and_send_nothing(seed, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-other-process")
     with FakeAnthropic([GOOD]) as server:
-        original = make(server)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-other-process")
-        copy = pickle.loads(pickle.dumps(original))
-        assert mutate(copy, seed).ok
-    assert server.requests[0].headers.get("authorization", "").endswith("sk-test-other-process") or (
-        server.requests[0].headers.get("x-api-key") == "sk-test-other-process"
-    )
+        copy = pickle.loads(pickle.dumps(make(server)))
+        proposal = mutate(copy, seed)
+    assert proposal.status == "api_error" and "holds no API key" in proposal.reason and not server.requests
