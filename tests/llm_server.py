@@ -45,7 +45,13 @@ class Recorded:
 
 
 def text_reply(
-    text: str, stop_reason: str = "end_turn", input_tokens: int = 1000, output_tokens: int = 200, **kw
+    text: str,
+    stop_reason: str = "end_turn",
+    input_tokens: int = 1000,
+    output_tokens: int = 200,
+    cache_read: int = 0,
+    cache_write: int = 0,
+    **kw,
 ) -> Reply:
     """A successful Messages API reply whose single content block is `text`."""
     message = {
@@ -56,7 +62,12 @@ def text_reply(
         "content": [{"type": "text", "text": text}],
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        "usage": {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_read_input_tokens": cache_read,
+            "cache_creation_input_tokens": cache_write,
+        },
     }
     return Reply(body=json.dumps(message).encode(), message=message, **kw)
 
