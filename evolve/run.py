@@ -72,6 +72,7 @@ class Settings:
             "population": dataclasses.asdict(self.population),
             "mutators": self.mutators.mode,
             "model": self.mutators.model,
+            "llm": self.mutators.resolved(),
             "seed_genome": self.seed_path,
             "noise_repeats": self.noise_repeats,
             "device": self.device,
@@ -97,9 +98,17 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if args.address is not None and args.local_gpus is not None:
         raise UsageError("--local-gpus declares GPUs to a local Ray; it cannot be used with --address")
     try:
-        mutators = MutatorConfig.from_cli(mode=args.mutators, model=args.model)
+        mutators = MutatorConfig.from_cli(
+            mode=args.mutators,
+            model=args.model,
+            price=args.price,
+            max_tokens=args.max_tokens,
+            max_concurrency=args.llm_concurrency,
+            timeout_s=args.llm_timeout,
+            max_cost_usd=None if args.max_llm_cost is None else str(args.max_llm_cost),
+        )
     except MutatorConfigError as e:
-        raise UsageError(f"--mutators: {e}") from None
+        raise UsageError(_flag_names(str(e))) from None
     profile = profile_arg(args.profile)
     if args.budget is not None:
         profile = profile.with_budget(args.budget)
@@ -220,6 +229,24 @@ def record_worker(run_dir: Path, session: str, info: dict, argv: list[str]) -> N
 
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+_FLAGS = {  # MutatorConfig field -> the run's flag, for error lines
+    "model": "--model",
+    "price": "--price",
+    "max_tokens": "--max-tokens",
+    "max_concurrency": "--llm-concurrency",
+    "timeout_s": "--llm-timeout",
+    "max_cost_usd": "--max-llm-cost",
+}
+
+
+def _flag_names(message: str) -> str:
+    """A MutatorConfigError's line with the run's flag names ('bad timeout_s ...' -> 'bad --llm-timeout ...')."""
+    for name, flag in _FLAGS.items():
+        if message.startswith(f"bad {name} "):
+            return f"bad {flag} " + message.removeprefix(f"bad {name} ")
+    return f"--mutators: {message}" if message.startswith("bad mode") else message
 
 
 def _at_least(value: int, low: int, flag: str) -> None:
