@@ -161,8 +161,10 @@ class Orchestrator:
                     Task(item.genome_id, item.source, "child", 0, item.description, item.operator, item.llm)
                 )
                 continue
-            self.proposal_failures += 1
             self.progress.proposal_failed(item)
+            if item.status == "outage":  # the LLM API is down, not the mutators stuck: stand-ins keep slots busy
+                continue
+            self.proposal_failures += 1
             if item.status == "budget":
                 self.stop_reason = self.stop_reason or "the LLM budget (--max-llm-cost) is spent"
             elif self.proposal_failures >= MAX_PROPOSAL_FAILURES:

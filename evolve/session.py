@@ -115,6 +115,9 @@ class Session:
             seed_genome=seed,
             rng_seed=s.seed,
             start_index=summary["genomes"],
+            budget_seconds=s.profile.budget_seconds,
+            machine=f"{s.device} ({'one GPU' if unit == 'GPU' else f'{threads} cores'} per child, {count} at once)",
+            log_dir=s.run_dir / "llm",
         )
         limits = Limits(
             target_children=target,

@@ -9,8 +9,9 @@ Retries are ours, not the SDK's (the SDK client is built with max_retries=0): 42
 connection errors and cut-off streams are retried up to `max_retries` times, waiting what the server's
 `retry-after` / `retry-after-ms` header asks (capped at MAX_WAIT_S) or else `retry_base_s * 2**n`.
 When the retries run out on such an error the API is having an outage, not refusing us: the failure
-is status 'outage', and no request is sent for `outage_pause_s` (calls fail fast with 'outage') so the
-caller's offline operators can stand in; the first call after the pause probes the API again.
+is status 'outage', and no request is sent for as long as the server's last retry-after asked (at most
+MAX_PAUSE_S), or else `outage_pause_s` (calls fail fast with 'outage'), so the caller's offline
+operators can stand in; the first call after the pause probes the API again.
 
 The budget is checked before each request, so requests already in flight when it is reached still
 finish and are counted: the overshoot is at most `max_concurrency` replies.
@@ -38,6 +39,7 @@ from mutators.messages import LLMUsage, one_line
 log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 120.0  # longest retry-after we honour before giving up waiting that long
+MAX_PAUSE_S = 600.0  # longest pause after an outage, whatever the server asks
 RETRYABLE = frozenset({408, 409, 429, 529})  # and every other 5xx
 CHARS_PER_TOKEN = 4  # floor for the output of a cut-off stream: the API bills what it generated
 
@@ -210,13 +212,15 @@ class LLMClient:
         what = f"HTTP {status}" if status is not None else "connection error"
         retryable = status is None or status in RETRYABLE or status >= 500
         if not retryable:
-            raise LLMFailure("api_error", self._scrub(f"{what}: {one_line(message, 200)}"), spent)
+            raise LLMFailure("api_error", self.redact(f"{what}: {one_line(message, 200)}"), spent)
         wait = _retry_after(headers)
         wait = self._config.retry_base_s * 2**retry if wait is None else wait
         if retry >= self._config.max_retries or wait > MAX_WAIT_S:
-            self._paused_until = self._clock() + max(self._config.outage_pause_s, min(wait, MAX_WAIT_S))
+            asked = _retry_after(headers)  # the server says when to come back; else outage_pause_s
+            pause = self._config.outage_pause_s if asked is None else min(asked, MAX_PAUSE_S)
+            self._paused_until = self._clock() + pause
             detail = f"{what} after {retry + 1} tries: {one_line(message, 200)}"
-            raise LLMFailure("outage", self._scrub(detail), spent)
+            raise LLMFailure("outage", self.redact(detail), spent)
         log.info("%s from the LLM API; retrying in %.2f s (%d/%d)", what, wait, retry + 1, self._config.max_retries)
         self._sleep(wait)
 
@@ -235,7 +239,7 @@ class LLMClient:
             self._total = self._total + usage
         return usage
 
-    def _scrub(self, text: str) -> str:
+    def redact(self, text: str) -> str:
         return text.replace(self._api_key, "[key]") if self._api_key else text
 
 

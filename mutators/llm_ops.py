@@ -82,21 +82,28 @@ def run(client: LLMClient, task: Task, attempts: int, dup: IsDuplicate | None) -
         except LLMFailure as failure:
             usage = usage + failure.usage if failure.usage is not None else usage
             if failure.status != "malformed":
-                return failed(failure.status, task.operator, failure.reason, usage)
+                return failed(failure.status, task.operator, failure.reason, usage, _transcript(system, messages))
             status, reason = "malformed", failure.reason  # nothing to answer: ask again as before
             log.info("%s attempt %d/%d: %s", task.operator, attempt, attempts, reason)
             continue
         usage = usage + reply.usage
         outcome = _judge(reply, task, dup)
         if isinstance(outcome, Draft):
-            return Proposal("ok", task.operator, draft=dataclasses.replace(outcome, usage=usage), usage=usage)
+            draft = dataclasses.replace(outcome, usage=usage)
+            transcript = _transcript(system, [*messages, {"role": "assistant", "content": reply.text}])
+            return Proposal("ok", task.operator, draft=draft, usage=usage, transcript=transcript)
         status, reason = outcome
         log.info("%s attempt %d/%d rejected (%s): %s", task.operator, attempt, attempts, status, reason)
         messages += [
             {"role": "assistant", "content": reply.text.strip() or "(empty reply)"},
             {"role": "user", "content": prompting.feedback(reason)},
         ]
-    return failed(status, task.operator, f"no usable child in {attempts} replies; last: {reason}", usage)
+    reason = f"no usable child in {attempts} replies; last: {reason}"
+    return failed(status, task.operator, reason, usage, _transcript(system, messages))
+
+
+def _transcript(system: list[dict], messages: list[dict]) -> tuple[dict, ...]:
+    return ({"role": "system", "content": system}, *messages)
 
 
 def _judge(reply: LLMReply, task: Task, dup: IsDuplicate | None) -> Draft | tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 OPERATORS = ("mutate", "crossover", "repair", "hyperparam", "merge")
@@ -70,10 +71,10 @@ class LLMUsage:
         return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
 
     def record(self) -> dict:
-        """The archive's llm fields: input_tokens counts the whole prompt, cached parts included."""
-        return dict(
-            model=self.model, input_tokens=self.prompt_tokens, output_tokens=self.output_tokens, cost_usd=self.cost_usd
-        )
+        """The archive's llm fields: input_tokens counts the whole prompt, cached parts included; an
+        unknown cost is left out (the archive then holds 0, and run.json's llm.price is null)."""
+        fields = dict(model=self.model, input_tokens=self.prompt_tokens, output_tokens=self.output_tokens)
+        return fields | ({"cost_usd": self.cost_usd} if math.isfinite(self.cost_usd) else {})
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class Proposal:
     draft: Draft | None = None
     reason: str = ""
     usage: LLMUsage | None = None  # counted even when the proposal failed
+    # the LLM conversation: {"role", "content"} messages sent, then the replies; () for offline operators
+    transcript: tuple[dict, ...] = ()
 
     def __post_init__(self) -> None:
         assert self.status in STATUSES, self.status
@@ -111,8 +114,10 @@ class Proposal:
         return self.status == "ok"
 
 
-def failed(status: str, operator: str, reason: str, usage: LLMUsage | None = None) -> Proposal:
-    return Proposal(status=status, operator=operator, reason=one_line(reason), usage=usage)
+def failed(
+    status: str, operator: str, reason: str, usage: LLMUsage | None = None, transcript: tuple[dict, ...] = ()
+) -> Proposal:
+    return Proposal(status=status, operator=operator, reason=one_line(reason), usage=usage, transcript=transcript)
 
 
 def one_line(text: str, limit: int = 300) -> str:

@@ -71,6 +71,10 @@ class Mutators:
         """Tokens and dollars over every LLM request so far; None when the LLM is off."""
         return self._llm.total if self._llm else None
 
+    def redact(self, text: str) -> str:
+        """`text` with the API key, should it appear, replaced by [key]."""
+        return self._llm.redact(text) if self._llm else text
+
     def budget_left(self) -> bool:
         return self._llm is None or self._llm.budget_left()
 
@@ -114,8 +118,9 @@ class Mutators:
         note = one_line(f"offline stand-in for {proposal.operator}: LLM outage ({proposal.reason})", 240)
         if stand_in.ok:
             draft = dataclasses.replace(stand_in.draft, changes=(*stand_in.draft.changes, note))
-            return dataclasses.replace(stand_in, draft=draft, usage=proposal.usage)
-        return dataclasses.replace(stand_in, reason=one_line(f"{note}; {stand_in.reason}"), usage=proposal.usage)
+            return dataclasses.replace(stand_in, draft=draft, usage=proposal.usage, transcript=proposal.transcript)
+        reason = one_line(f"{note}; {stand_in.reason}")
+        return dataclasses.replace(stand_in, reason=reason, usage=proposal.usage, transcript=proposal.transcript)
 
     def _dispatch(self, op, parents, ancestor_source, context, rng, is_duplicate) -> Proposal:
         attempts = self.config.max_attempts
