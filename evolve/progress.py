@@ -8,7 +8,6 @@ gets), the share of slot time spent training, and the LLM spend.
 from __future__ import annotations
 
 import math
-
 import sys
 import time
 
