@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import ray
 
 from evolve.progress import Progress
-from evolve.proposals import Child, Outcome, Proposer
+from evolve.proposals import Child, Outcome, Proposer, add_llm
 from fitness.result import RunResult
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,7 @@ class Orchestrator:
             raise
         finally:
             self.proposer.close()
+            self._park_unstarted()
         return self.stop_reason or f"{self.children_done} children done ({self._generation_text()})"
 
     def interrupt(self, reason: str) -> None:
@@ -136,6 +137,18 @@ class Orchestrator:
             result = RunResult(status="interrupted", reason=reason, total_seconds=time.monotonic() - running.started)
             self._record(running.task, result, {})
 
+    def _park_unstarted(self) -> None:
+        """Children never started keep their LLM usage (and failed proposals' carry) in the archive: each is
+        recorded as interrupted, which the next session re-queues."""
+        carried = self.proposer.take_unbilled()
+        result = RunResult(status="interrupted", reason="the session ended before this child started")
+        seed = Task(self.seed_id, "", "noise", 0, "LLM usage of proposals that yielded no child", "seed")
+        for task in [*self.ready] or ([seed] if carried else []):
+            task.llm, carried = add_llm(task.llm, carried), None
+            where = dict(started="", finished="", llm=task.llm)
+            ray.get(self.population.record.remote(task.genome_id, result, kind=task.kind, generation=0, **where))
+        self.ready.clear()
+
     # --- steps ------------------------------------------------------------------------------------
     def _queue_leftovers(self) -> None:
         """Noise evaluations still owed, then children a stopped run left unevaluated."""
@@ -145,8 +158,10 @@ class Orchestrator:
         for i in range(len(noise), self.limits.noise_repeats):
             self.urgent.append(Task(seed.id, seed.source, "noise", seed=i, description="seed", operator="seed"))
         leftovers = ray.get(self.population.unevaluated.remote())
+        billed = set(frame.genome_id) if len(frame) else set()  # a child's LLM usage goes on its first row
         for genome in leftovers:
-            task = Task(genome.id, genome.source, "child", 0, genome.description, genome.operator)
+            llm = None if genome.id in billed else genome.meta.get("llm")
+            task = Task(genome.id, genome.source, "child", 0, genome.description, genome.operator, llm)
             self.urgent.append(task)
         if leftovers:
             self.progress.note(f"re-queued {len(leftovers)} children left unevaluated by the last session")

@@ -132,6 +132,12 @@ class Proposer:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
+    def take_unbilled(self) -> dict | None:
+        """Failed proposals' usage not yet billed to a child, as an archive llm record (and forget it)."""
+        with self._carry_lock:
+            carried, self.unbilled = self.unbilled, None
+        return None if carried is None else carried.record()
+
     # --- in a mutator thread ----------------------------------------------------------------------
     def _propose(self, op: str, parents: list[Genome], generation: int, rng: random.Random) -> Child | Failure:
         try:
@@ -169,8 +175,8 @@ class Proposer:
             return Failure(proposal.operator, proposal.status, proposal.reason)
         draft = proposal.draft
         meta = {"changes": list(draft.changes)}
-        if usage is not None:
-            meta["model"] = usage.model
+        if usage is not None:  # kept with the genome too: billed from here if no evaluation of it is recorded
+            meta["model"], meta["llm"] = usage.model, usage.record()
         try:
             genome, is_new = ray.get(
                 self.population.add.remote(
@@ -257,3 +263,11 @@ class Proposer:
             head = f"### {s.genome_id[:7]} ({s.operator}, val_bpb {s.mean:.4f}, n={s.n}): {s.description}"
             parts.append(f"{head}\n{fence(diff, 'diff')}")
         return "\n\n".join(parts)
+
+
+def add_llm(a: dict | None, b: dict | None) -> dict | None:
+    """Two archive llm records as one (tokens and dollars summed)."""
+    if a is None or b is None:
+        return a or b
+    total = {k: a.get(k, 0) + b.get(k, 0) for k in ("input_tokens", "output_tokens", "cost_usd")}
+    return {"model": a["model"], **total}
