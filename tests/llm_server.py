@@ -14,6 +14,7 @@ cache when an earlier request sent the same prefix, else written (tokens counted
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -229,3 +230,47 @@ def _handler_for(server: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+class KnobResearcher(FakeAnthropic):
+    """A loopback researcher for smoke runs: each reply nudges one UPPER_CASE numeric knob of the script it
+    was shown (the n-th request takes the n-th knob, up 10% on odd requests and down on even ones), with
+    usage from a PromptCache. `python tests/llm_server.py` serves it until interrupted."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.cache = PromptCache()
+
+    def _next(self, recorded: Recorded) -> Reply:
+        with self._lock:
+            self.requests.append(recorded)
+            n = len(self.requests)
+        usage = self.cache.usage(recorded.body)
+        script = recorded.body["messages"][0]["content"][0]["text"]
+        knobs = KNOB_LINE.findall(script)
+        name, value, comment = knobs[n % len(knobs)]
+        new = f"{float(value) * (1.1 if n % 2 else 0.9):.4g}"
+        if "." not in new and "e" not in new and "." in value:
+            new += ".0"
+        text = (
+            f"DESCRIPTION: {name} {value} -> {new}\n\n<<<<<<< SEARCH\n{name} = {value}{comment}\n=======\n"
+            f"{name} = {new}{comment}\n>>>>>>> REPLACE\n"
+        )
+        return text_reply(
+            text,
+            input_tokens=usage["input_tokens"],
+            cache_read=usage["cache_read_input_tokens"],
+            cache_write=usage["cache_creation_input_tokens"],
+        )
+
+    def _done(self) -> None:
+        pass
+
+
+KNOB_LINE = re.compile(r"^([A-Z][A-Z0-9_]*) = ([0-9]+\.[0-9]*(?:e-?[0-9]+)?)(  #.*)$", re.MULTILINE)
+
+
+if __name__ == "__main__":
+    with KnobResearcher() as server:
+        print(server.base_url, flush=True)
+        threading.Event().wait()
