@@ -247,12 +247,19 @@ class Proposer:
             profile=self.profile,
             budget=notes.budget_text(self.budget_seconds, self.machine, mine),
             noise=notes.noise_text(sigma, seed.n if seed else 0),
-            parent_metrics=notes.metrics_text(mine, sigma) if mine else "",
+            parent_metrics=self._metrics(parents, table, sigma),
             log_tail=outcome.log_tail if outcome else "",
             lineage_notes="\n".join(steps),
             inspirations=self._inspirations(table, {p.id for p in parents}, rng),
             ledger=notes.ledger_text(table, sigma, self.seed_genome.id),
         )
+
+    def _metrics(self, parents: list[Genome], table: dict, sigma: float | None) -> str:
+        """The parent's standing; for two parents, each one's, named (A is the one edits apply to)."""
+        lines = [notes.metrics_text(table[p.id], sigma) if p.id in table else "not evaluated yet" for p in parents]
+        if len(parents) == 1:
+            return lines[0] if parents[0].id in table else ""
+        return "\n".join(f"- {name} ({p.short_id}): {line}" for name, p, line in zip("AB", parents, lines, strict=True))
 
     def _inspirations(self, table: dict, exclude: set[str], rng: random.Random) -> str:
         parts = []

@@ -14,7 +14,7 @@ Operators
 Use
     config = MutatorConfig.from_cli(mode="auto", max_cost_usd="5")      # MutatorConfigError on bad input
     mutators = Mutators(config)  # reads ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL); 'llm' without a key raises
-    forget_api_environment()     # then drop ANTHROPIC_* from os.environ before starting any process
+    # then drop ANTHROPIC_* from os.environ before starting other processes (evolve.session does)
     op = mutators.choose_operator(rng, n_parents_available=len(pool))
     proposal = mutators.propose(op, [ParentInfo(id, source, description, val_bpb), ...],
                                 ancestor_source, Context(program=..., profile=..., ...), rng, is_duplicate)

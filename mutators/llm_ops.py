@@ -117,7 +117,7 @@ def _judge(reply: LLMReply, task: Task, dup: IsDuplicate | None) -> Draft | tupl
         return "malformed", str(e)
     verdict = vet(source, [p.source for p in task.parents], dup)
     if verdict is not None:
-        return verdict[0], _explain(*verdict)
+        return verdict[0], _explain(*verdict, task.operator)
     description = one_line(parsed.description, 200)
     changes = (
         *knob_changes(task.base_source, source, task.context.profile),
@@ -126,12 +126,14 @@ def _judge(reply: LLMReply, task: Task, dup: IsDuplicate | None) -> Draft | tupl
     return Draft(source, description, task.operator, tuple(p.id for p in task.parents), changes)
 
 
-def _explain(status: str, reason: str) -> str:
+def _explain(status: str, reason: str, operator: str) -> str:
     hints = {
         "invalid": "the resulting train.py is not acceptable",
         "unchanged": "the edits change nothing that runs",
         "duplicate": "that exact script was already tried; propose a different idea",
     }
+    if operator == "repair":  # a fix that lands on a known script has usually dropped the idea with the bug
+        hints["duplicate"] = "that fix gives a script already tried (did it drop the idea?); keep the idea, fix the bug"
     return f"{hints.get(status, status)} ({reason})"
 
 
