@@ -97,18 +97,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise UsageError(f"--max-llm-cost must be >= 0, got {args.max_llm_cost!r}")
     if args.address is not None and args.local_gpus is not None:
         raise UsageError("--local-gpus declares GPUs to a local Ray; it cannot be used with --address")
-    try:
-        mutators = MutatorConfig.from_cli(
-            mode=args.mutators,
-            model=args.model,
-            price=args.price,
-            max_tokens=args.max_tokens,
-            max_concurrency=args.llm_concurrency,
-            timeout_s=args.llm_timeout,
-            max_cost_usd=None if args.max_llm_cost is None else str(args.max_llm_cost),
-        )
-    except MutatorConfigError as e:
-        raise UsageError(_flag_names(str(e))) from None
+    mutators = _mutator_config(args)
     profile = profile_arg(args.profile)
     if args.budget is not None:
         profile = profile.with_budget(args.budget)
@@ -229,6 +218,21 @@ def record_worker(run_dir: Path, session: str, info: dict, argv: list[str]) -> N
 
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def _mutator_config(args: argparse.Namespace) -> MutatorConfig:
+    try:
+        return MutatorConfig.from_cli(
+            mode=args.mutators,
+            model=args.model,
+            price=args.price,
+            max_tokens=args.max_tokens,
+            max_concurrency=args.llm_concurrency,
+            timeout_s=args.llm_timeout,
+            max_cost_usd=None if args.max_llm_cost is None else str(args.max_llm_cost),
+        )
+    except MutatorConfigError as e:
+        raise UsageError(_flag_names(str(e))) from None
 
 
 _FLAGS = {  # MutatorConfig field -> the run's flag, for error lines
