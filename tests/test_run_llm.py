@@ -113,12 +113,31 @@ def test_llm_mutation_crash_and_repair_in_a_run_with_costs_recorded_and_the_key_
     prompts = [prompt_text(r) for r in server.requests]
     assert all("sigma = " in p and "Each child trains for 1 s on cpu" in p for p in prompts[2:])
     assert any("## Inspirations" in p for p in prompts) and any("## Ledger of ideas" in p for p in prompts)
+    recorded = json.loads((run_dir / "run.json").read_text())["llm"]
+    assert (recorded["model"], recorded["price"], recorded["max_concurrency"]) == ("claude-sonnet-5", [3.0, 15.0], 4)
     kept = [json.loads(p.read_text()) for p in (run_dir / "llm").glob("*.json")]
     assert sum(k["usage"]["requests"] for k in kept) == len(server.requests)
     assert sum(k["usage"]["cache_read_tokens"] for k in kept) > 0  # the stable prefix was read from the cache
     assert all(r.headers.get("x-api-key") == KEY or KEY in r.headers.get("authorization", "") for r in server.requests)
     leaked = [p for p in run_dir.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
     assert not leaked and KEY not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--price", "3"], "bad --price '3': expected IN/OUT"),
+        (["--llm-timeout", "soon"], "bad --llm-timeout 'soon'"),
+        (["--llm-concurrency", "0"], "bad --llm-concurrency 0: must be >= 1"),
+        (["--max-tokens", "0"], "bad --max-tokens 0: must be >= 1"),
+        (["--model", "claude-sonnet-5-5", "--max-llm-cost", "5"], "no price known for model 'claude-sonnet-5-5'"),
+    ],
+)
+def test_bad_llm_flags_are_one_line_naming_the_flag(tmp_path, flags, message):
+    command = [sys.executable, "-m", "evolve", "--run-dir", str(tmp_path / "r"), *flags]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=run_env(), timeout=120)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
 
 
 def test_max_llm_cost_stops_the_run(tmp_path):
