@@ -119,6 +119,12 @@ def test_llm_mutation_crash_and_repair_in_a_run_with_costs_recorded_and_the_key_
     assert sum(k["usage"]["requests"] for k in kept) == len(server.requests)
     assert sum(k["usage"]["cache_read_tokens"] for k in kept) > 0  # the stable prefix was read from the cache
     assert all(r.headers.get("x-api-key") == KEY or KEY in r.headers.get("authorization", "") for r in server.requests)
+    status = subprocess.run(
+        [sys.executable, "-m", "evolve", "status", "--run-dir", str(run_dir)],
+        capture_output=True, text=True, cwd=REPO, env=run_env(), timeout=120,
+    ).stdout  # fmt: skip
+    spend = {line.split()[0]: line for line in status.splitlines() if line.startswith("  ") and " on " in line}
+    assert "1 crash" in spend["mutate"] and "ok" in spend["repair"]  # LLM spend by operator and outcome
     leaked = [p for p in run_dir.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
     assert not leaked and KEY not in result.stdout + result.stderr
 
