@@ -17,7 +17,7 @@ import ray
 from evolve.policy import Limits, Policy, RunAborted, Task
 from evolve.pool import StartFailed, WorkerPool
 from evolve.progress import Progress
-from evolve.proposals import Child, Outcome, Proposer
+from evolve.proposals import Child, Outcome, Proposer, add_llm
 from evolve.strategies import Strategy
 from fitness.result import RunResult
 from population.messages import Fitness, Genome
@@ -83,6 +83,7 @@ class Orchestrator:
             raise RunAborted(str(e)) from None
         finally:
             self.proposer.close()
+            self._park_unstarted()
         p = self.policy
         return p.stop_reason or f"{p.children_done} children done ({p.generation_text()})"
 
@@ -116,11 +117,24 @@ class Orchestrator:
         for task, result in self.policy.interrupt(time.monotonic(), reason):
             self._record(task, result, {})
 
+    def _park_unstarted(self) -> None:
+        """Children never started keep their LLM usage (and failed proposals' carry) in the archive: each is
+        recorded as interrupted, which the next session re-queues."""
+        carried = self.proposer.take_unbilled()
+        result = RunResult(status="interrupted", reason="the session ended before this child started")
+        seed = Task(self.policy.seed_id, "", "noise", 0, "LLM usage of proposals that yielded no child", "seed")
+        for task in [*self.policy.ready] or ([seed] if carried else []):
+            task.llm, carried = add_llm(task.llm, carried), None
+            where = dict(started="", finished="", llm=task.llm)
+            ray.get(self.population.record.remote(task.genome_id, result, kind=task.kind, generation=0, **where))
+        self.policy.ready.clear()
+
     def _queue_leftovers(self) -> None:
         frame = ray.get(self.population.archive.remote())
         noise = frame[(frame.kind == "noise") & (frame.status != "interrupted")] if len(frame) else frame
         leftovers = ray.get(self.population.unevaluated.remote())
-        self.policy.queue_leftovers(len(noise), leftovers)
+        billed = set(frame.genome_id) if len(frame) else set()  # a child's LLM usage goes on its first row
+        self.policy.queue_leftovers(len(noise), leftovers, billed)
         if leftovers:
             self.progress.note(f"re-queued {len(leftovers)} children left unevaluated by the last session")
         for row in frame.itertuples():  # what the prompts should know about evaluations so far

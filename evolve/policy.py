@@ -81,15 +81,17 @@ class Policy:
         self.dispatched = {"child": 0, "repeat": 0}  # started this session, by kind
 
     # --- work in ------------------------------------------------------------------------------------
-    def queue_leftovers(self, noise_done: int, unevaluated: list[Genome]) -> None:
-        """Noise evaluations still owed, then children a stopped run left unevaluated."""
+    def queue_leftovers(self, noise_done: int, unevaluated: list[Genome], billed: set[str] = frozenset()) -> None:
+        """Noise evaluations still owed, then children a stopped run left unevaluated. A child not in `billed`
+        (genomes with a recorded evaluation) carries the LLM usage kept with it onto its first row."""
         seed = self.board.seed()
         for i in range(noise_done, self.limits.noise_repeats):
             self.urgent.append(Task(seed.id, seed.source, "noise", seed=i, description="seed", operator="seed"))
         for genome in unevaluated:
             parent = genome.parents[0] if genome.parents else None
+            llm = None if genome.id in billed else genome.meta.get("llm")
             self.urgent.append(
-                Task(genome.id, genome.source, "child", 0, genome.description, genome.operator, parent=parent)
+                Task(genome.id, genome.source, "child", 0, genome.description, genome.operator, llm, parent=parent)
             )
 
     def child_ready(self, child) -> None:
@@ -101,9 +103,12 @@ class Policy:
         )
 
     def proposal_failed(self, failure) -> None:
-        """A proposal gave no child (evolve.proposals.Failure); too many in a row abort the run."""
-        self.proposal_failures += 1
+        """A proposal gave no child (evolve.proposals.Failure); too many in a row abort the run. An outage (the
+        LLM API down, not the mutators stuck) never counts: offline stand-ins keep the slots busy meanwhile."""
         self.strategy.proposal_failed(failure.parents)
+        if failure.status == "outage":
+            return
+        self.proposal_failures += 1
         if failure.status == "budget":
             self.stop_reason = self.stop_reason or "the LLM budget (--max-llm-cost) is spent"
         elif self.proposal_failures >= MAX_PROPOSAL_FAILURES:

@@ -7,6 +7,7 @@ gets), the share of slot time spent training, and the LLM spend.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -63,7 +64,8 @@ class Progress:
             rate = status["session_children"] / (status["slots"] * hours)
             busy = status["busy"] / (status["slots"] * status["elapsed"])
             parts.append(f"{rate:.1f} children/{self.unit}-hour, {self.unit}s busy {100 * busy:.0f}%")
-        parts.append(f"LLM ${status['llm_cost']:.2f}")
+        cost = status["llm_cost"]
+        parts.append("LLM cost unknown (no price)" if math.isnan(cost) else f"LLM ${cost:.2f}")
         eta = eta_seconds(status)
         if eta is not None:
             parts.append(f"about {duration(eta)} left")

@@ -2,30 +2,39 @@
 
 The mutator workers are threads of the driver behind the mutators' own concurrency cap: an LLM call
 waits on the network, not on a core, and keeping the calls in the driver keeps the API key in this
-one process (it never travels to a Ray worker or another node). Parents are picked in the main
-thread; the operator and the commit run in a worker thread, so no GPU waits for an LLM reply.
+one process (it never travels to a Ray worker or another node; `session.start_ray` also takes it out
+of the environment Ray's processes inherit). Parents are picked in the main thread; the operator and
+the commit run in a worker thread, so no GPU waits for an LLM reply.
+
+What the LLM is told is rebuilt from the archive (evolve.notes) for each proposal, so it is the same
+after a resume. Each LLM conversation is kept in `<run>/llm/` (one JSON file per proposal: the messages,
+the replies, the usage, the outcome), with the API key redacted should it ever appear.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import ray
 
+from evolve import notes
 from mutators import Context, LLMUsage, Mutators, ParentInfo, Proposal
+from mutators.context import fence
+from mutators.prompting import unified_diff
 from population import InvalidGenome
 from population.messages import Genome
 
 log = logging.getLogger(__name__)
 
-DIGEST_LINES = 24  # recent outcomes shown to the LLM
 LINEAGE_LINES = 12  # ancestor steps shown to the LLM
+MAX_DIFF_CHARS = 3000  # an inspiration's diff against the seed, cut beyond this
 
 
 @dataclass(frozen=True)
@@ -73,18 +82,21 @@ class Proposer:
         seed_genome: Genome,
         rng_seed: int,
         start_index: int,
+        budget_seconds: float = 0.0,
+        machine: str = "",
+        log_dir: Path | None = None,  # where each LLM conversation is kept; None: nowhere
     ) -> None:
         self.population = population
         self.mutators = mutators
         self.program, self.profile = program, profile
+        self.budget_seconds, self.machine, self.log_dir = budget_seconds, machine, log_dir
         self.seed_genome = seed_genome
         self.rng_seed = rng_seed
         self.index = start_index  # proposals started over the whole run: seeds each one's generator
         threads = mutators.config.max_concurrency if mutators.llm_available else 2
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="mutator")
         self.futures: set[Future] = set()
-        self.outcomes: dict[str, Outcome] = {}
-        self.recent: deque[str] = deque(maxlen=DIGEST_LINES)
+        self.outcomes: dict[str, Outcome] = {}  # this session's (log tails are not in the archive)
         self.unbilled: LLMUsage | None = None  # failed proposals' LLM usage, billed to the next child
         self._carry_lock = threading.Lock()
 
@@ -104,8 +116,8 @@ class Proposer:
         self.futures.add(future)
 
     def start_repair(self, child: Genome, error_tail: str, generation: int) -> bool:
-        """Ask the LLM to fix a crashed child; False when the LLM is off."""
-        if not self.mutators.llm_available or not self.mutators.budget_left():
+        """Ask the LLM to fix a crashed child; False when the LLM is off, out of budget or paused."""
+        if not self.mutators.llm_available or not self.mutators.budget_left() or self.mutators.llm_paused:
             return False
         self.futures.add(self.pool.submit(self._repair, child, error_tail, generation))
         return True
@@ -117,15 +129,17 @@ class Proposer:
         return [f.result() for f in done]
 
     def remember(self, outcome: Outcome, parent_val_bpb: float | None) -> None:
+        """A finished evaluation (already in the archive, where the notes are rebuilt from)."""
         self.outcomes[outcome.genome_id] = outcome
-        if outcome.status == "ok" and outcome.val_bpb is not None:
-            change = "" if parent_val_bpb is None else f", {outcome.val_bpb - parent_val_bpb:+.4f} vs parent"
-            self.recent.append(f"- kept score {outcome.val_bpb:.4f}{change}: {outcome.description}")
-        else:
-            self.recent.append(f"- FAILED ({outcome.status}: {outcome.reason[:120]}): {outcome.description}")
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def take_unbilled(self) -> dict | None:
+        """Failed proposals' usage not yet billed to a child, as an archive llm record (and forget it)."""
+        with self._carry_lock:
+            carried, self.unbilled = self.unbilled, None
+        return None if carried is None else carried.record()
 
     # --- in a mutator thread ----------------------------------------------------------------------
     def _propose(self, op: str, parents: list[Genome], generation: int, rng: random.Random) -> Child | Failure:
@@ -134,31 +148,38 @@ class Proposer:
             if len(parents) == 2:
                 base = ray.get(self.population.merge_base.remote(parents[0].id, parents[1].id))
                 ancestor = base.source if base else None
-            context = self._context(parents[0])
+            context = self._context(parents, rng)
             infos = [self._info(p) for p in parents]
             proposal = self.mutators.propose(op, infos, ancestor, context, rng, self._is_duplicate)
-            return self._commit(proposal, generation, tuple(p.id for p in parents))
+            return self._commit(proposal, generation, tuple(p.id for p in parents), rng.getrandbits(32))
         except Exception as e:  # a bug in one proposal must not stop the run: it is logged and counted
             log.exception("proposal %s failed", op)
             return Failure(op, "error", f"{type(e).__name__}: {e}", tuple(p.id for p in parents))
 
     def _repair(self, child: Genome, error_tail: str, generation: int) -> Child | Failure:
         try:
-            proposal = self.mutators.repair(self._info(child), error_tail, self._context(child), self._is_duplicate)
-            return self._commit(proposal, generation, (child.id,))
+            rng = random.Random(child.id)
+            context = self._context([child], rng)
+            proposal = self.mutators.repair(self._info(child), error_tail, context, self._is_duplicate)
+            return self._commit(proposal, generation, (child.id,), rng.getrandbits(32))
         except Exception as e:  # as in _propose
             log.exception("repair of %s failed", child.short_id)
             return Failure("repair", "error", f"{type(e).__name__}: {e}", (child.id,))
 
-    def _commit(self, proposal: Proposal, generation: int, asked: tuple[str, ...]) -> Child | Failure:
+    def _commit(self, proposal: Proposal, generation: int, asked: tuple[str, ...], tag: int) -> Child | Failure:
+        result = self._add(proposal, generation, asked)
+        self._keep_transcript(proposal, result, tag)
+        return result
+
+    def _add(self, proposal: Proposal, generation: int, asked: tuple[str, ...]) -> Child | Failure:
         usage = self._bill(proposal.usage)
         if not proposal.ok:
             self._carry(usage)
             return Failure(proposal.operator, proposal.status, proposal.reason, asked)
         draft = proposal.draft
         meta = {"changes": list(draft.changes)}
-        if usage is not None:
-            meta["model"] = usage.model
+        if usage is not None:  # kept with the genome too: billed from here if no evaluation of it is recorded
+            meta["model"], meta["llm"] = usage.model, usage.record()
         try:
             genome, is_new = ray.get(
                 self.population.add.remote(
@@ -171,15 +192,23 @@ class Proposer:
         if not is_new:
             self._carry(usage)
             return Failure(draft.operator, "duplicate", f"same source as {genome.short_id}", asked)
-        llm = None
-        if usage is not None:
-            llm = dict(
-                model=usage.model,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cost_usd=usage.cost_usd,
-            )
+        llm = usage.record() if usage is not None else None
         return Child(genome.id, genome.source, genome.operator, genome.description, llm, genome.parents)
+
+    def _keep_transcript(self, proposal: Proposal, result: Child | Failure, tag: int) -> None:
+        """<run>/llm/<operator>-<tag>.json: the conversation, its usage and what came of it."""
+        if self.log_dir is None or not proposal.transcript:
+            return
+        usage = proposal.usage
+        record = dict(
+            operator=proposal.operator,
+            outcome=result.genome_id if isinstance(result, Child) else f"{result.status}: {result.reason}",
+            usage=None if usage is None else {**usage.__dict__, "prompt_tokens": usage.prompt_tokens},
+            messages=list(proposal.transcript),
+        )
+        self.log_dir.mkdir(exist_ok=True)
+        text = self.mutators.redact(json.dumps(record, indent=1, default=str))
+        (self.log_dir / f"{proposal.operator}-{tag:08x}.json").write_text(text)
 
     def _bill(self, usage: LLMUsage | None) -> LLMUsage | None:
         """This proposal's usage plus what failed proposals left unbilled (threads share the carry)."""
@@ -199,30 +228,56 @@ class Proposer:
         return ray.get(self.population.has_source.remote(source))
 
     def _info(self, genome: Genome) -> ParentInfo:
-        outcome = self.outcomes.get(genome.id)
         fitness = ray.get(self.population.fitness.remote(genome.id))
-        score = fitness.mean if fitness.count else (outcome.val_bpb if outcome else None)
-        return ParentInfo(genome.id, genome.source, genome.description, score)
+        return ParentInfo(genome.id, genome.source, genome.description, fitness.mean if fitness.count else None)
 
-    def _context(self, parent: Genome) -> Context:
+    def _context(self, parents: list[Genome], rng: random.Random) -> Context:
         if not self.mutators.llm_available:  # the offline operators read only the profile
             return Context(program=self.program, profile=self.profile)
+        parent = parents[0]
+        table = notes.standings(ray.get(self.population.archive.remote()))
+        sigma = ray.get(self.population.noise_sigma.remote())
+        mine = table.get(parent.id)
         outcome = self.outcomes.get(parent.id)
-        metrics, tail = "", ""
-        if outcome is not None:
-            score = f"val_bpb {outcome.val_bpb:.4f}" if outcome.val_bpb is not None else outcome.status
-            metrics = f"{score}, {outcome.num_steps} steps, {outcome.num_params / 1e6:.2f}M params"
-            tail = outcome.log_tail
         lineage = ray.get(self.population.lineage.remote(parent.id))
-        notes = [
+        steps = [
             f"- {s.operator}: {s.description} (val_bpb {s.val_bpb:.4f}, {s.delta:+.4f} vs its parent)"
             for s in lineage.path[-LINEAGE_LINES:]
         ]
+        seed = table.get(self.seed_genome.id)
         return Context(
             program=self.program,
             profile=self.profile,
-            parent_metrics=metrics,
-            log_tail=tail,
-            lineage_notes="\n".join(notes),
-            archive_digest="\n".join(self.recent),
+            budget=notes.budget_text(self.budget_seconds, self.machine, mine),
+            noise=notes.noise_text(sigma, seed.n if seed else 0),
+            parent_metrics=self._metrics(parents, table, sigma),
+            log_tail=outcome.log_tail if outcome else "",
+            lineage_notes="\n".join(steps),
+            inspirations=self._inspirations(table, {p.id for p in parents}, rng),
+            ledger=notes.ledger_text(table, sigma, self.seed_genome.id),
         )
+
+    def _metrics(self, parents: list[Genome], table: dict, sigma: float | None) -> str:
+        """The parent's standing; for two parents, each one's, named (A is the one edits apply to)."""
+        lines = [notes.metrics_text(table[p.id], sigma) if p.id in table else "not evaluated yet" for p in parents]
+        if len(parents) == 1:
+            return lines[0] if parents[0].id in table else ""
+        return "\n".join(f"- {name} ({p.short_id}): {line}" for name, p, line in zip("AB", parents, lines, strict=True))
+
+    def _inspirations(self, table: dict, exclude: set[str], rng: random.Random) -> str:
+        parts = []
+        for s in notes.pick_inspirations(table, exclude | {self.seed_genome.id}, rng):
+            source = ray.get(self.population.genome.remote(s.genome_id)).source
+            diff = unified_diff(self.seed_genome.source, source, ("seed", s.genome_id[:7]))
+            diff = diff if len(diff) <= MAX_DIFF_CHARS else diff[:MAX_DIFF_CHARS] + "\n[... diff cut]"
+            head = f"### {s.genome_id[:7]} ({s.operator}, val_bpb {s.mean:.4f}, n={s.n}): {s.description}"
+            parts.append(f"{head}\n{fence(diff, 'diff')}")
+        return "\n\n".join(parts)
+
+
+def add_llm(a: dict | None, b: dict | None) -> dict | None:
+    """Two archive llm records as one (tokens and dollars summed)."""
+    if a is None or b is None:
+        return a or b
+    total = {k: a.get(k, 0) + b.get(k, 0) for k in ("input_tokens", "output_tokens", "cost_usd")}
+    return {"model": a["model"], **total}

@@ -48,8 +48,19 @@ def summarize(pop: Population, frame: pd.DataFrame, stats: dict[str, GenomeStats
         ("CPU child-hours", f"{frame.total_seconds[~on_gpu].sum() / 3600:.3f}"),
         ("LLM tokens", f"{int(frame.llm_input_tokens.sum()):,} in, {int(frame.llm_output_tokens.sum()):,} out"),
         ("LLM cost", f"${frame.llm_cost_usd.sum():.2f}"),
+        *_llm_by_operator(frame),
     ]
     return Summary(tuple(rows), best, seed)
+
+
+def _llm_by_operator(frame) -> list[tuple[str, str]]:
+    """LLM spend by the operator that made the child (an offline stand-in carries its failed LLM try), and
+    what the evaluations it was billed to came to."""
+    rows = []
+    for operator, part in frame[frame.llm_input_tokens > 0].groupby("operator"):
+        outcomes = ", ".join(f"{n} {status}" for status, n in part.status.value_counts().items())
+        rows.append((f"  {operator}", f"${part.llm_cost_usd.sum():.2f} on {len(part)} evaluations ({outcomes})"))
+    return rows
 
 
 def summary_text(summary: Summary) -> str:

@@ -76,6 +76,7 @@ class Settings:
             "generations": self.generations,  # a total; a resumed run updates it to the one it was given
             "mutators": self.mutators.mode,
             "model": self.mutators.model,
+            "llm": self.mutators.resolved(),
             "seed_genome": self.seed_path,
             "noise_repeats": self.noise_repeats,
             "device": self.device,
@@ -103,10 +104,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise UsageError("--local-gpus declares GPUs to a local Ray; it cannot be used with --address")
     if args.address is not None and args.dashboard:
         raise UsageError("--dashboard starts one with the local Ray; a cluster's is `ray dashboard CONFIG`")
-    try:
-        mutators = MutatorConfig.from_cli(mode=args.mutators, model=args.model)
-    except MutatorConfigError as e:
-        raise UsageError(f"--mutators: {e}") from None
+    mutators = _mutator_config(args)
     profile = profile_arg(args.profile)
     if args.budget is not None:
         profile = profile.with_budget(args.budget)
@@ -238,6 +236,39 @@ def record_worker(run_dir: Path, session: str, info: dict, argv: list[str]) -> N
 
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def _mutator_config(args: argparse.Namespace) -> MutatorConfig:
+    try:
+        return MutatorConfig.from_cli(
+            mode=args.mutators,
+            model=args.model,
+            price=args.price,
+            max_tokens=args.max_tokens,
+            max_concurrency=args.llm_concurrency,
+            timeout_s=args.llm_timeout,
+            max_cost_usd=None if args.max_llm_cost is None else str(args.max_llm_cost),
+        )
+    except MutatorConfigError as e:
+        raise UsageError(_flag_names(str(e))) from None
+
+
+_FLAGS = {  # MutatorConfig field -> the run's flag, for error lines
+    "model": "--model",
+    "price": "--price",
+    "max_tokens": "--max-tokens",
+    "max_concurrency": "--llm-concurrency",
+    "timeout_s": "--llm-timeout",
+    "max_cost_usd": "--max-llm-cost",
+}
+
+
+def _flag_names(message: str) -> str:
+    """A MutatorConfigError's line with the run's flag names ('bad timeout_s ...' -> 'bad --llm-timeout ...')."""
+    for name, flag in _FLAGS.items():
+        if message.startswith(f"bad {name} "):
+            return f"bad {flag} " + message.removeprefix(f"bad {name} ")
+    return f"--mutators: {message}" if message.startswith("bad mode") else message
 
 
 def _at_least(value: int, low: int, flag: str) -> None:

@@ -3,6 +3,10 @@
 Layout: one PopulationActor pinned to this node (the run directory lives here; it is the only writer),
 one TrainerWorker per slot (a GPU, or `--cpus-per-child` cores where there are no GPUs), restarted
 by Ray if it dies, and the mutator threads of the Proposer in this process.
+
+The API key stays in this process's memory: `Mutators` reads ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL)
+when it is built, and `start_ray` removes every ANTHROPIC_* variable from the environment before Ray
+starts, since Ray's processes (GCS, raylet, workers, and through them the trainers) inherit it.
 """
 
 from __future__ import annotations
@@ -34,9 +38,21 @@ ASSUMED_OVERHEAD_S = (
 )
 
 
+API_ENV_PREFIX = "ANTHROPIC_"
+
+
+def forget_api_environment() -> None:
+    """Remove ANTHROPIC_* from this process's environment (and so from every process it starts)."""
+    for name in [name for name in os.environ if name.startswith(API_ENV_PREFIX)]:
+        del os.environ[name]
+
+
 def start_ray(settings: Settings, cache_env: tuple[str, ...]) -> None:
-    """Join the cluster at --address, or start a private local Ray (never one someone else started)."""
-    env = {k: os.environ[k] for k in cache_env if k in os.environ}
+    """Join the cluster at --address, or start a private local Ray (never one someone else started).
+
+    Build the Mutators first: the API key is gone from the environment once this returns."""
+    forget_api_environment()
+    env = {k: os.environ[k] for k in cache_env if k in os.environ and not k.startswith(API_ENV_PREFIX)}
     common = dict(runtime_env={"env_vars": env} if env else None, logging_level=logging.WARNING)
     if settings.address:
         ray.init(address=settings.address, **common)
@@ -111,6 +127,9 @@ class Session:
             seed_genome=seed,
             rng_seed=s.seed,
             start_index=summary["genomes"],
+            budget_seconds=s.profile.budget_seconds,
+            machine=f"{s.device} ({'one GPU' if unit == 'GPU' else f'{threads} cores'} per child, {count} at once)",
+            log_dir=s.run_dir / "llm",
         )
         limits = Limits(
             target_children=target,

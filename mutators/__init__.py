@@ -13,7 +13,8 @@ Operators
 
 Use
     config = MutatorConfig.from_cli(mode="auto", max_cost_usd="5")      # MutatorConfigError on bad input
-    mutators = Mutators(config)                   # reads ANTHROPIC_API_KEY; mode 'llm' without it raises
+    mutators = Mutators(config)  # reads ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL); 'llm' without a key raises
+    # then drop ANTHROPIC_* from os.environ before starting other processes (evolve.session does)
     op = mutators.choose_operator(rng, n_parents_available=len(pool))
     proposal = mutators.propose(op, [ParentInfo(id, source, description, val_bpb), ...],
                                 ancestor_source, Context(program=..., profile=..., ...), rng, is_duplicate)
@@ -25,7 +26,7 @@ Proposal.status is one of STATUSES; `usage` is set even for failures so their to
 The API key is never logged, stored in a config, draft or record, or pickled.
 """
 
-from mutators.config import MutatorConfig, MutatorConfigError, parse_mode, parse_prices
+from mutators.config import MutatorConfig, MutatorConfigError, parse_mode, parse_price
 from mutators.context import Context
 from mutators.messages import OPERATORS, STATUSES, Draft, LLMUsage, ParentInfo, Proposal
 from mutators.operators import Mutators
@@ -42,5 +43,5 @@ __all__ = [
     "ParentInfo",
     "Proposal",
     "parse_mode",
-    "parse_prices",
+    "parse_price",
 ]

@@ -1,62 +1,125 @@
-"""LLMClient: one Anthropic Messages call with retries, a concurrency cap, a cost meter and a budget.
+"""LLMClient: one streamed Anthropic Messages call with retries, a concurrency cap, a cost meter, a budget
+and an outage pause.
 
-Retries are ours, not the SDK's (the SDK client is built with max_retries=0): 429, 529, other 5xx
-and connection errors are retried up to `max_retries` times, waiting what the server's
+Replies are streamed so that usage is never lost: the prompt's tokens arrive in the first event
+(message_start), so a reply cut off by the timeout or a broken connection is still counted (its output
+as the server last reported it, or at least one token per 4 characters received, whichever is more).
+
+Retries are ours, not the SDK's (the SDK client is built with max_retries=0): 429, 529, other 5xx,
+connection errors and cut-off streams are retried up to `max_retries` times, waiting what the server's
 `retry-after` / `retry-after-ms` header asks (capped at MAX_WAIT_S) or else `retry_base_s * 2**n`.
-Owning the loop lets tests use tiny backoffs and lets waiting requests give up their concurrency slot.
+When the retries run out on such an error the API is having an outage, not refusing us: the failure
+is status 'outage', and no request is sent for as long as the server's last retry-after asked (at most
+MAX_PAUSE_S), or else `outage_pause_s` (calls fail fast with 'outage'), so the caller's offline
+operators can stand in; the first call after the pause probes the API again.
 
 The budget is checked before each request, so requests already in flight when it is reached still
 finish and are counted: the overshoot is at most `max_concurrency` replies.
 
-The API key lives only in a private attribute: it is left out of repr, never logged, and dropped
-when the client is pickled (the unpickled copy reads ANTHROPIC_API_KEY from its own environment).
+The API key lives only in a private attribute: it is left out of repr, never logged, and dropped when
+the client is pickled (an unpickled copy holds no key and answers 'api_error').
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
-import os
+import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anthropic
-from anthropic.types import Message
+import httpx2
 
-from mutators.config import MutatorConfig
+from mutators.config import MutatorConfig, cost_usd
 from mutators.messages import LLMUsage, one_line
 
 log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 120.0  # longest retry-after we honour before giving up waiting that long
+MAX_PAUSE_S = 600.0  # longest pause after an outage, whatever the server asks
 RETRYABLE = frozenset({408, 409, 429, 529})  # and every other 5xx
+CHARS_PER_TOKEN = 4  # floor for the output of a cut-off stream: the API bills what it generated
 
 
 class LLMFailure(Exception):
-    """A request that produced no usable reply; `status` is a Proposal status."""
+    """A request that produced no usable reply; `status` is a Proposal status, `usage` what it cost."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: str, reason: str, usage: LLMUsage | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.usage = usage
 
 
 @dataclass(frozen=True)
 class LLMReply:
     text: str
     stop_reason: str
-    usage: LLMUsage
+    usage: LLMUsage  # every request this reply took, retried and cut-off ones included
+
+
+class _CutOff(Exception):
+    """A stream that ended before message_stop; `usage` is what it had reported."""
+
+    def __init__(self, reason: str, usage: LLMUsage) -> None:
+        super().__init__(reason)
+        self.reason, self.usage = reason, usage
+
+
+@dataclass
+class _Events:
+    """What a stream of Messages events has said so far."""
+
+    text: list[str] = field(default_factory=list)
+    stop_reason: str = ""
+    tokens: dict[str, int] = field(default_factory=lambda: dict(input=0, cache_read=0, cache_write=0, output=0))
+    started: bool = False
+    stopped: bool = False
+
+    def add(self, event) -> None:
+        if event.type == "message_start":
+            self.started = True
+            self._usage(event.message.usage)
+        elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+            self.text.append(event.delta.text)
+        elif event.type == "message_delta":
+            self.stop_reason = event.delta.stop_reason or self.stop_reason
+            self._usage(event.usage)
+        elif event.type == "message_stop":
+            self.stopped = True
+
+    def _usage(self, usage) -> None:
+        for key, name in (("input", "input_tokens"), ("output", "output_tokens")):
+            if getattr(usage, name, None) is not None:
+                self.tokens[key] = getattr(usage, name)
+        for key, name in (("cache_read", "cache_read_input_tokens"), ("cache_write", "cache_creation_input_tokens")):
+            if getattr(usage, name, None) is not None:
+                self.tokens[key] = getattr(usage, name)
+
+    def billed(self) -> dict[str, int]:
+        """Tokens to count; a stream cut off before its final usage counts its text at CHARS_PER_TOKEN."""
+        if self.stopped:
+            return dict(self.tokens)
+        seen = math.ceil(sum(map(len, self.text)) / CHARS_PER_TOKEN)
+        return self.tokens | {"output": max(self.tokens["output"], seen)}
 
 
 class LLMClient:
     """Thread-safe: share one instance between the threads proposing children."""
 
-    def __init__(self, config: MutatorConfig, api_key: str, sleep: Callable[[float], None] = time.sleep) -> None:
-        self._config = config
-        self._api_key = api_key
-        self._sleep = sleep
+    def __init__(
+        self,
+        config: MutatorConfig,
+        api_key: str,
+        base_url: str | None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config, self._api_key, self._base_url = config, api_key, base_url
+        self._sleep, self._clock = sleep, clock
         self._setup()
 
     def _setup(self) -> None:
@@ -64,16 +127,17 @@ class LLMClient:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self._config.max_concurrency)
         self._total = LLMUsage(self._config.model)
+        self._paused_until = -math.inf
 
     def __repr__(self) -> str:
-        return f"LLMClient(model={self._config.model!r}, base_url={self._config.base_url!r})"
+        return f"LLMClient(model={self._config.model!r}, base_url={self._base_url!r})"
 
     def __getstate__(self) -> dict:
-        return {"config": self._config, "sleep": self._sleep, "total": self._total}
+        return {"config": self._config, "base_url": self._base_url, "total": self._total}
 
     def __setstate__(self, state: dict) -> None:
-        self._config, self._sleep = state["config"], state["sleep"]
-        self._api_key = os.environ.get("ANTHROPIC_API_KEY", "")
+        self._config, self._base_url = state["config"], state["base_url"]
+        self._api_key, self._sleep, self._clock = "", time.sleep, time.monotonic
         self._setup()
         self._total = state["total"]
 
@@ -82,82 +146,100 @@ class LLMClient:
         return self._total
 
     def budget_left(self) -> bool:
-        return self._total.cost_usd < self._config.max_cost_usd
+        spent = self._total.cost_usd
+        return math.isnan(spent) or spent < self._config.max_cost_usd  # NaN: no price, so no dollar budget
 
-    def complete(self, system: str, messages: list[dict]) -> LLMReply:
-        """One reply to `messages`; raises LLMFailure('budget' | 'api_error' | 'malformed', reason)."""
+    def paused_for(self) -> float:
+        """Seconds until the API is tried again after an outage (0 when it is not paused)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    def complete(self, system: list[dict], messages: list[dict]) -> LLMReply:
+        """One reply; raises LLMFailure('budget' | 'outage' | 'api_error' | 'malformed', reason, usage)."""
         if not self.budget_left():
             raise LLMFailure("budget", f"budget exhausted: spent ${self._total.cost_usd:.2f}")
+        if not self._api_key:
+            raise LLMFailure("api_error", "this copy of the LLM client holds no API key (keys are never pickled)")
+        if self.paused_for() > 0:
+            raise LLMFailure("outage", f"the LLM API is paused for {self.paused_for():.0f} s after an outage")
+        spent = LLMUsage(self._config.model)
         for retry in range(self._config.max_retries + 1):
             try:
                 with self._slots:
-                    result = self._client().messages.create(
-                        model=self._config.model,
-                        max_tokens=self._config.max_tokens,
-                        system=system,
-                        messages=messages,
-                        extra_body=self._extra_body(),
-                    )
-                return self._reply(result)
+                    reply = self._stream(system, messages)
+                return dataclasses.replace(reply, usage=spent + reply.usage)
             except anthropic.APIStatusError as e:
-                self._wait_or_raise(retry, e.status_code, e.response.headers, e.message)
+                self._wait_or_raise(retry, e.status_code, e.response.headers, e.message, spent)
             except anthropic.APIConnectionError as e:
-                self._wait_or_raise(retry, None, {}, str(e))
-            except json.JSONDecodeError:
-                raise LLMFailure("malformed", "the API answered with a body that is not valid JSON") from None
+                self._wait_or_raise(retry, None, {}, str(e) or type(e).__name__, spent)
+            except _CutOff as e:
+                spent = spent + e.usage
+                self._wait_or_raise(retry, None, {}, e.reason, spent)
         raise AssertionError("unreachable: the last retry raises")
 
-    def _extra_body(self) -> dict | None:
-        temperature = self._config.temperature
-        return None if temperature is None else {"temperature": temperature}
+    def _stream(self, system: list[dict], messages: list[dict]) -> LLMReply:
+        events, deadline = _Events(), self._clock() + self._config.timeout_s
+        try:
+            stream = self._client().messages.create(
+                model=self._config.model,
+                max_tokens=self._config.max_tokens,
+                system=system,
+                messages=messages,
+                stream=True,
+            )
+            with stream:
+                for event in stream:
+                    events.add(event)
+                    if self._clock() > deadline:
+                        raise _CutOff(f"no complete reply in {self._config.timeout_s:g} s", self._record(events))
+        except httpx2.TransportError as e:  # a read timeout or a dropped connection in mid-stream
+            raise _CutOff(f"the reply stream broke: {type(e).__name__}", self._record(events)) from None
+        usage = self._record(events)
+        if not events.started:
+            raise LLMFailure("malformed", "the API answered with no message (not an event stream)", usage)
+        if not events.stopped:
+            raise _CutOff("the reply stream ended before message_stop", usage)
+        return LLMReply(text="".join(events.text), stop_reason=events.stop_reason, usage=usage)
 
     def _client(self) -> anthropic.Anthropic:
         with self._lock:
             if self._sdk is None:
                 self._sdk = anthropic.Anthropic(
-                    api_key=self._api_key,
-                    base_url=self._config.base_url,
-                    max_retries=0,
-                    timeout=self._config.timeout_s,
+                    api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=self._config.timeout_s
                 )
             return self._sdk
 
-    def _wait_or_raise(self, retry: int, status: int | None, headers, message: str) -> None:
+    def _wait_or_raise(self, retry: int, status: int | None, headers, message: str, spent: LLMUsage) -> None:
         what = f"HTTP {status}" if status is not None else "connection error"
         retryable = status is None or status in RETRYABLE or status >= 500
-        if not retryable or retry >= self._config.max_retries:
-            tries = f" after {retry + 1} tries" if retryable else ""
-            raise LLMFailure("api_error", self._scrub(f"{what}{tries}: {one_line(message, 200)}"))
+        if not retryable:
+            raise LLMFailure("api_error", self.redact(f"{what}: {one_line(message, 200)}"), spent)
         wait = _retry_after(headers)
-        if wait is None:
-            wait = self._config.retry_base_s * 2**retry
-        if wait > MAX_WAIT_S:
-            raise LLMFailure("api_error", f"{what}: server asks to retry after {wait:.0f} s")
+        wait = self._config.retry_base_s * 2**retry if wait is None else wait
+        if retry >= self._config.max_retries or wait > MAX_WAIT_S:
+            asked = _retry_after(headers)  # the server says when to come back; else outage_pause_s
+            pause = self._config.outage_pause_s if asked is None else min(asked, MAX_PAUSE_S)
+            self._paused_until = self._clock() + pause
+            detail = f"{what} after {retry + 1} tries: {one_line(message, 200)}"
+            raise LLMFailure("outage", self.redact(detail), spent)
         log.info("%s from the LLM API; retrying in %.2f s (%d/%d)", what, wait, retry + 1, self._config.max_retries)
         self._sleep(wait)
 
-    def _reply(self, result: object) -> LLMReply:
-        if not isinstance(result, Message):
-            raise LLMFailure("malformed", f"the API answered with a non-JSON body: {one_line(str(result), 80)!r}")
-        if result.type != "message" or result.content is None:
-            detail = one_line(str(result.model_dump().get("error") or result.type), 120)
-            raise LLMFailure("malformed", f"the API answered with an error body: {detail}")
-        usage = self._record(
-            result.usage.input_tokens if result.usage else 0,
-            result.usage.output_tokens if result.usage else 0,
+    def _record(self, events: _Events) -> LLMUsage:
+        tokens = events.billed()
+        usage = LLMUsage(
+            self._config.model,
+            input_tokens=tokens["input"],
+            output_tokens=tokens["output"],
+            cost_usd=cost_usd(self._config.rates, tokens),
+            cache_read_tokens=tokens["cache_read"],
+            cache_write_tokens=tokens["cache_write"],
+            requests=1,
         )
-        text = "".join(block.text for block in result.content if block.type == "text")
-        return LLMReply(text=text, stop_reason=result.stop_reason or "", usage=usage)
-
-    def _record(self, input_tokens: int, output_tokens: int) -> LLMUsage:
-        inp, out = self._config.price_of(self._config.model) or (0.0, 0.0)
-        cost = (input_tokens * inp + output_tokens * out) / 1e6
-        usage = LLMUsage(self._config.model, input_tokens, output_tokens, cost)
         with self._lock:
             self._total = self._total + usage
         return usage
 
-    def _scrub(self, text: str) -> str:
+    def redact(self, text: str) -> str:
         return text.replace(self._api_key, "[key]") if self._api_key else text
 
 

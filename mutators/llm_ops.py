@@ -28,7 +28,7 @@ class Task:
     """One LLM operator call: the prompt, the text edits apply to, and who the parents are."""
 
     operator: str
-    prompt: str
+    prompt: prompting.Prompt
     base_source: str  # edits apply to this text
     parents: tuple[ParentInfo, ...]
     context: Context
@@ -72,30 +72,38 @@ def repair(
 
 def run(client: LLMClient, task: Task, attempts: int, dup: IsDuplicate | None) -> Proposal:
     """Converse until a reply yields an acceptable child or `attempts` replies have been spent."""
-    system = prompting.system_prompt(task.context.program)
-    messages: list[dict] = [{"role": "user", "content": task.prompt}]
+    system = prompting.system_blocks(task.context.program)
+    messages: list[dict] = [{"role": "user", "content": task.prompt.content()}]
     usage = LLMUsage(client.total.model)
     status, reason = "malformed", "no reply"
     for attempt in range(1, attempts + 1):
         try:
             reply = client.complete(system, messages)
         except LLMFailure as failure:
+            usage = usage + failure.usage if failure.usage is not None else usage
             if failure.status != "malformed":
-                return failed(failure.status, task.operator, failure.reason, usage)
+                return failed(failure.status, task.operator, failure.reason, usage, _transcript(system, messages))
             status, reason = "malformed", failure.reason  # nothing to answer: ask again as before
             log.info("%s attempt %d/%d: %s", task.operator, attempt, attempts, reason)
             continue
         usage = usage + reply.usage
         outcome = _judge(reply, task, dup)
         if isinstance(outcome, Draft):
-            return Proposal("ok", task.operator, draft=dataclasses.replace(outcome, usage=usage), usage=usage)
+            draft = dataclasses.replace(outcome, usage=usage)
+            transcript = _transcript(system, [*messages, {"role": "assistant", "content": reply.text}])
+            return Proposal("ok", task.operator, draft=draft, usage=usage, transcript=transcript)
         status, reason = outcome
         log.info("%s attempt %d/%d rejected (%s): %s", task.operator, attempt, attempts, status, reason)
         messages += [
             {"role": "assistant", "content": reply.text.strip() or "(empty reply)"},
             {"role": "user", "content": prompting.feedback(reason)},
         ]
-    return failed(status, task.operator, f"no usable child in {attempts} replies; last: {reason}", usage)
+    reason = f"no usable child in {attempts} replies; last: {reason}"
+    return failed(status, task.operator, reason, usage, _transcript(system, messages))
+
+
+def _transcript(system: list[dict], messages: list[dict]) -> tuple[dict, ...]:
+    return ({"role": "system", "content": system}, *messages)
 
 
 def _judge(reply: LLMReply, task: Task, dup: IsDuplicate | None) -> Draft | tuple[str, str]:
@@ -109,7 +117,7 @@ def _judge(reply: LLMReply, task: Task, dup: IsDuplicate | None) -> Draft | tupl
         return "malformed", str(e)
     verdict = vet(source, [p.source for p in task.parents], dup)
     if verdict is not None:
-        return verdict[0], _explain(*verdict)
+        return verdict[0], _explain(*verdict, task.operator)
     description = one_line(parsed.description, 200)
     changes = (
         *knob_changes(task.base_source, source, task.context.profile),
@@ -118,12 +126,14 @@ def _judge(reply: LLMReply, task: Task, dup: IsDuplicate | None) -> Draft | tupl
     return Draft(source, description, task.operator, tuple(p.id for p in task.parents), changes)
 
 
-def _explain(status: str, reason: str) -> str:
+def _explain(status: str, reason: str, operator: str) -> str:
     hints = {
         "invalid": "the resulting train.py is not acceptable",
         "unchanged": "the edits change nothing that runs",
         "duplicate": "that exact script was already tried; propose a different idea",
     }
+    if operator == "repair":  # a fix that lands on a known script has usually dropped the idea with the bug
+        hints["duplicate"] = "that fix gives a script already tried (did it drop the idea?); keep the idea, fix the bug"
     return f"{hints.get(status, status)} ({reason})"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 OPERATORS = ("mutate", "crossover", "repair", "hyperparam", "merge")
@@ -10,8 +11,10 @@ OFFLINE_OPERATORS = ("hyperparam", "merge")
 # ok: a draft was produced. malformed: the LLM never answered with usable edits. duplicate: the only
 # children found were already known. unchanged: identical to a parent. invalid: does not parse or
 # breaks the harness contract. conflict: a 3-way merge conflicted. budget: max_cost_usd reached.
-# api_error: the API failed (auth, bad request, or retries exhausted on 429/529/5xx). unavailable:
-# an LLM operator was asked for while the LLM is off (offline mode or no API key).
+# api_error: the API refused the request (auth, bad request). outage: the API is overloaded or
+# unreachable (429/529/5xx/connection errors/timeouts past the retries, or paused after such an
+# outage); the caller may stand in an offline operator. unavailable: an LLM operator was asked for
+# while the LLM is off (offline mode or no API key).
 STATUSES = (
     "ok",
     "malformed",
@@ -21,6 +24,7 @@ STATUSES = (
     "conflict",
     "budget",
     "api_error",
+    "outage",
     "unavailable",
 )
 
@@ -37,12 +41,19 @@ class ParentInfo:
 
 @dataclass(frozen=True)
 class LLMUsage:
-    """Tokens and dollars spent on one proposal, failed attempts included."""
+    """Tokens and dollars spent on one proposal, failed attempts and cut-off replies included.
+
+    `input_tokens` are the uncached ones; `cache_read_tokens` and `cache_write_tokens` come on top
+    (the prompt's size is the sum of the three). `cost_usd` is NaN when the model's price is unknown.
+    """
 
     model: str
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    requests: int = 0
 
     def __add__(self, other: LLMUsage) -> LLMUsage:
         return LLMUsage(
@@ -50,7 +61,20 @@ class LLMUsage:
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.cost_usd + other.cost_usd,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.requests + other.requests,
         )
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    def record(self) -> dict:
+        """The archive's llm fields: input_tokens counts the whole prompt, cached parts included; an
+        unknown cost is left out (the archive then holds 0, and run.json's llm.price is null)."""
+        fields = dict(model=self.model, input_tokens=self.prompt_tokens, output_tokens=self.output_tokens)
+        return fields | ({"cost_usd": self.cost_usd} if math.isfinite(self.cost_usd) else {})
 
 
 @dataclass(frozen=True)
@@ -78,6 +102,8 @@ class Proposal:
     draft: Draft | None = None
     reason: str = ""
     usage: LLMUsage | None = None  # counted even when the proposal failed
+    # the LLM conversation: {"role", "content"} messages sent, then the replies; () for offline operators
+    transcript: tuple[dict, ...] = ()
 
     def __post_init__(self) -> None:
         assert self.status in STATUSES, self.status
@@ -88,8 +114,10 @@ class Proposal:
         return self.status == "ok"
 
 
-def failed(status: str, operator: str, reason: str, usage: LLMUsage | None = None) -> Proposal:
-    return Proposal(status=status, operator=operator, reason=one_line(reason), usage=usage)
+def failed(
+    status: str, operator: str, reason: str, usage: LLMUsage | None = None, transcript: tuple[dict, ...] = ()
+) -> Proposal:
+    return Proposal(status=status, operator=operator, reason=one_line(reason), usage=usage, transcript=transcript)
 
 
 def one_line(text: str, limit: int = 300) -> str:

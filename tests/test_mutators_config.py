@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from mutators import MutatorConfig, MutatorConfigError, Mutators, parse_mode, parse_prices
+from mutators import MutatorConfig, MutatorConfigError, Mutators, parse_mode, parse_price
+from mutators.config import DEFAULT_MODEL, PRICES
 
 
 def test_mode_mix_is_normalised_to_weights():
@@ -23,23 +24,43 @@ def test_bad_mode_is_one_line_quoting_it(mode):
         parse_mode(mode)
 
 
-def test_from_cli_converts_strings_and_extends_prices():
+def test_from_cli_converts_strings_and_takes_a_price_for_any_model():
     config = MutatorConfig.from_cli(
-        mode="llm", model="my-model", max_cost_usd="2.5", max_tokens="4000", price="my-model=2/10", base_url=None
+        mode="llm", model="my-model", max_cost_usd="2.5", max_tokens="4000", price="2/10", base_url=None
     )
     assert config.max_cost_usd == 2.5 and config.max_tokens == 4000 and config.base_url is None
-    assert config.price_of("my-model") == (2.0, 10.0)
-    assert config.price_of("claude-sonnet-4-5") == (3.0, 15.0)
+    assert config.rates == (2.0, 10.0) and config.resolved()["price"] == [2.0, 10.0]
+
+
+def test_the_default_model_is_current_in_the_installed_sdk_and_priced():
+    import typing
+
+    from anthropic._data import DEPRECATED_MODELS
+    from anthropic.types import ModelParam
+
+    known = typing.get_args(typing.get_args(ModelParam)[0])
+    assert DEFAULT_MODEL in known and DEFAULT_MODEL not in DEPRECATED_MODELS
+    assert MutatorConfig().rates is not None
+    assert not [name for name, *_ in PRICES if name in DEPRECATED_MODELS]
+
+
+def test_a_model_without_a_known_price_runs_with_cost_unknown_but_refuses_a_dollar_budget():
+    config = MutatorConfig.from_cli(mode="llm", model="claude-sonnet-5-5")
+    assert config.rates is None and config.resolved()["price"] is None
+    with pytest.raises(MutatorConfigError, match="no price known for model 'claude-sonnet-5-5'.*--price IN/OUT"):
+        MutatorConfig.from_cli(mode="llm", model="claude-sonnet-5-5", max_cost_usd="5")
+    assert MutatorConfig.from_cli(mode="llm", model="claude-sonnet-5-5", max_cost_usd="5", price="3/15").rates
 
 
 @pytest.mark.parametrize(
     ("values", "message"),
     [
         ({"max_tokens": "lots"}, "bad max_tokens 'lots': expected int"),
-        ({"temperature": "1.5"}, "bad temperature 1.5: must be in [0, 1]"),
+        ({"timeout_s": "0"}, "bad timeout_s 0.0: must be > 0"),
         ({"max_concurrency": "0"}, "bad max_concurrency 0"),
-        ({"price": "m=3"}, "bad price 'm=3'"),
-        ({"model": "unknown-model"}, "no price for model 'unknown-model'"),
+        ({"price": "3"}, "bad price '3': expected IN/OUT"),
+        ({"price": "3/-1"}, "bad price '3/-1'"),
+        ({"model": ""}, "bad model ''"),
         ({"colour": "blue"}, "unknown mutator setting 'colour'"),
     ],
 )
@@ -49,8 +70,8 @@ def test_bad_cli_values_raise_one_line_quoting_the_value(values, message):
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-def test_price_list_parses_several_models():
-    assert parse_prices("a=1/2, b=0.5/4") == (("a", 1.0, 2.0), ("b", 0.5, 4.0))
+def test_price_parses_input_and_output_rates():
+    assert parse_price("0.5/4") == (0.5, 4.0)
 
 
 def test_auto_without_key_logs_once_and_goes_offline(monkeypatch, caplog):
