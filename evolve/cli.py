@@ -69,7 +69,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--profile", choices=profiles.NAMES, help="default: h100 with CUDA, else cpu")
     g.add_argument("--budget", type=positive_float, help="training seconds per child (default: the profile's)")
     g.add_argument("--mutators", default="auto", help="auto, llm, offline, or a mix like llm:0.7,offline:0.3")
-    g.add_argument("--model", help="the LLM for mutate/crossover/repair, any model id (default claude-sonnet-5)")
+    g.add_argument("--model", help="the LLM for mutate/crossover/repair, any model id (default claude-sonnet-5-5)")
     g.add_argument("--price", help="the model's $ per million tokens, IN/OUT (e.g. 3/15); default: known prices")
     g.add_argument("--max-tokens", help="the LLM's output token limit per reply (default 16000)")
     g.add_argument("--llm-concurrency", help="LLM requests in flight at once (default 4)")

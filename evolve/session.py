@@ -225,7 +225,7 @@ def plural(n: int, noun: str) -> str:
 
 
 def mutators_text(mutators: Mutators) -> str:
-    """'offline (hyperparam, merge)' or 'LLM claude-sonnet-4-6 and offline': what will write the children."""
+    """'offline (hyperparam, merge)' or 'LLM claude-sonnet-5-5 and offline': what will write the children."""
     if not mutators.llm_available:
         return "offline (hyperparam, merge)" + ("" if mutators.config.mode == "offline" else "; no ANTHROPIC_API_KEY")
     families = mutators.config.family_weights()

@@ -17,13 +17,16 @@ from dataclasses import dataclass
 FAMILIES = ("llm", "offline")
 MODES = ("auto", "llm", "offline")
 
-DEFAULT_MODEL = "claude-sonnet-5"  # current (not deprecated) in anthropic 2.14's model list
-# $ per million tokens (input, output) at list price when this was written: check them, or pass
-# --price IN/OUT. Models the SDK marks deprecated are left out. Cache reads and writes are priced
-# from the input price (CACHE_READ, CACHE_WRITE: the 5-minute cache).
+DEFAULT_MODEL = "claude-sonnet-5-5"  # the current Sonnet in anthropic 2.14's model list (Sonnet 5 is legacy)
+# $ per million tokens (input, output), Anthropic's list prices (platform.claude.com model pages, read
+# 2026-11-30): check them, or pass --price IN/OUT. Models the SDK marks deprecated are left out. Cache reads
+# and writes are priced from the input price (the 5-minute cache).
 PRICES: tuple[tuple[str, float, float], ...] = (
-    ("claude-sonnet-5", 3.0, 15.0),
-    ("claude-opus-4-8", 5.0, 25.0),
+    ("claude-sonnet-5-5", 2.0, 10.0),
+    ("claude-sonnet-5", 2.0, 10.0),
+    ("claude-opus-5-5", 4.0, 20.0),
+    ("claude-opus-5", 5.0, 25.0),
+    ("claude-fable-5-1", 10.0, 50.0),
     ("claude-opus-4-6", 5.0, 25.0),
     ("claude-sonnet-4-6", 3.0, 15.0),
     ("claude-haiku-4-5", 1.0, 5.0),

@@ -45,11 +45,11 @@ def test_the_default_model_is_current_in_the_installed_sdk_and_priced():
 
 
 def test_a_model_without_a_known_price_runs_with_cost_unknown_but_refuses_a_dollar_budget():
-    config = MutatorConfig.from_cli(mode="llm", model="claude-sonnet-5-5")
+    config = MutatorConfig.from_cli(mode="llm", model="claude-mythos-5-2")
     assert config.rates is None and config.resolved()["price"] is None
-    with pytest.raises(MutatorConfigError, match="no price known for model 'claude-sonnet-5-5'.*--price IN/OUT"):
-        MutatorConfig.from_cli(mode="llm", model="claude-sonnet-5-5", max_cost_usd="5")
-    assert MutatorConfig.from_cli(mode="llm", model="claude-sonnet-5-5", max_cost_usd="5", price="3/15").rates
+    with pytest.raises(MutatorConfigError, match="no price known for model 'claude-mythos-5-2'.*--price IN/OUT"):
+        MutatorConfig.from_cli(mode="llm", model="claude-mythos-5-2", max_cost_usd="5")
+    assert MutatorConfig.from_cli(mode="llm", model="claude-mythos-5-2", max_cost_usd="5", price="3/15").rates
 
 
 @pytest.mark.parametrize(

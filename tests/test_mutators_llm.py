@@ -378,9 +378,9 @@ def test_a_reply_that_times_out_every_time_is_an_outage_whose_usage_is_still_cou
 
 def test_a_current_model_without_a_known_price_counts_tokens_and_leaves_cost_unknown(seed):
     with FakeAnthropic([GOOD]) as server:
-        mutators = make(server, model="claude-sonnet-5-5")
+        mutators = make(server, model="claude-mythos-5-2")
         proposal = mutate(mutators, seed)
-    assert proposal.ok and server.requests[0].body["model"] == "claude-sonnet-5-5"
+    assert proposal.ok and server.requests[0].body["model"] == "claude-mythos-5-2"
     assert proposal.usage.input_tokens == 1000 and math.isnan(proposal.usage.cost_usd)
     assert mutators.budget_left()  # no price, no dollar budget: never "spent"
 
@@ -388,7 +388,7 @@ def test_a_current_model_without_a_known_price_counts_tokens_and_leaves_cost_unk
 def test_a_current_model_with_a_price_given_prices_cache_reads_and_writes(seed):
     cached = edit_reply(*GOOD_LINES, input_tokens=100, cache_read=2000, cache_write=1000, output_tokens=200)
     with FakeAnthropic([cached]) as server:
-        proposal = mutate(make(server, model="claude-sonnet-5-5", price=(2.0, 10.0)), seed)
+        proposal = mutate(make(server, model="claude-mythos-5-2", price=(2.0, 10.0)), seed)
     assert (proposal.usage.cache_read_tokens, proposal.usage.cache_write_tokens) == (2000, 1000)
     assert proposal.usage.prompt_tokens == 3100
     assert proposal.usage.cost_usd == pytest.approx((100 * 2 + 2000 * 0.2 + 1000 * 2.5 + 200 * 10) / 1e6)

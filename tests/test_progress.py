@@ -76,5 +76,5 @@ def test_counts_and_mutators_are_in_words():
     auto = Mutators(MutatorConfig(mode="auto"), api_key_from_env=False)
     assert mutators_text(auto) == "offline (hyperparam, merge); no ANTHROPIC_API_KEY"
     llm = Mutators(MutatorConfig(mode="llm:0.7,offline:0.3"), api_key="sk-test-dummy")
-    assert mutators_text(llm) == "LLM claude-sonnet-4-6 and offline"
+    assert mutators_text(llm) == "LLM claude-sonnet-5-5 and offline"
     assert "Mutators(" not in mutators_text(llm)

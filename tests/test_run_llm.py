@@ -107,14 +107,14 @@ def test_llm_mutation_crash_and_repair_in_a_run_with_costs_recorded_and_the_key_
     repaired = children[children.operator == "repair"]
     assert len(repaired) >= 1 and (repaired.status == "ok").all(), result.stdout[-4000:]
     assert repaired.parents.iloc[0] == crashed.genome_id.iloc[0]  # the repair descends from the crash
-    assert (children.llm_cost_usd > 0).all() and (children.llm_model == "claude-sonnet-5").all()
+    assert (children.llm_cost_usd > 0).all() and (children.llm_model == "claude-sonnet-5-5").all()
     # every request's usage is billed to some child: the archive's total is what the server served
     assert abs(children.llm_cost_usd.sum() - server.cost()) < 1e-9
     prompts = [prompt_text(r) for r in server.requests]
     assert all("sigma = " in p and "Each child trains for 1 s on cpu" in p for p in prompts[2:])
     assert any("## Inspirations" in p for p in prompts) and any("## Ledger of ideas" in p for p in prompts)
     recorded = json.loads((run_dir / "run.json").read_text())["llm"]
-    assert (recorded["model"], recorded["price"], recorded["max_concurrency"]) == ("claude-sonnet-5", [3.0, 15.0], 4)
+    assert (recorded["model"], recorded["price"], recorded["max_concurrency"]) == ("claude-sonnet-5-5", [2.0, 10.0], 4)
     kept = [json.loads(p.read_text()) for p in (run_dir / "llm").glob("*.json")]
     assert sum(k["usage"]["requests"] for k in kept) == len(server.requests)
     assert sum(k["usage"]["cache_read_tokens"] for k in kept) > 0  # the stable prefix was read from the cache
@@ -136,7 +136,7 @@ def test_llm_mutation_crash_and_repair_in_a_run_with_costs_recorded_and_the_key_
         (["--llm-timeout", "soon"], "bad --llm-timeout 'soon'"),
         (["--llm-concurrency", "0"], "bad --llm-concurrency 0: must be >= 1"),
         (["--max-tokens", "0"], "bad --max-tokens 0: must be >= 1"),
-        (["--model", "claude-sonnet-5-5", "--max-llm-cost", "5"], "no price known for model 'claude-sonnet-5-5'"),
+        (["--model", "claude-mythos-5-2", "--max-llm-cost", "5"], "no price known for model 'claude-mythos-5-2'"),
     ],
 )
 def test_bad_llm_flags_are_one_line_naming_the_flag(tmp_path, flags, message):
