@@ -10,7 +10,7 @@ import pytest
 from genomes import NON_CAUSAL, bigram
 
 from fitness import data
-from trainer import ScorerProcess, TrainerConfig, run
+from trainer import ScorerProcess, TrainerConfig, run, supervise
 
 CONFIG = TrainerConfig(threads=2)
 
@@ -64,12 +64,14 @@ def test_non_causal_model_is_invalid(tiny_profile, scorer):
 
 
 def test_genome_that_sleeps_forever_is_killed_at_hard_limit(tiny_profile, scorer):
-    profile = dataclasses.replace(tiny_profile, startup_allowance_s=4.0)
+    """A CPU child's clock is its CPU time, which a sleeper does not use: it still ends, at the wall clock's
+    cap of that limit (supervise.MAX_STRETCH times it)."""
+    profile = dataclasses.replace(tiny_profile, budget_seconds=0.5, untimed_allowance_s=0.5, startup_allowance_s=3.0)
     t = time.perf_counter()
     result = run(bigram(head="import time\ntime.sleep(10**6)\n"), profile, config=CONFIG, scorer=scorer)
     assert result.status == "timeout"
     assert "hard limit" in result.reason
-    assert time.perf_counter() - t < profile.hard_limit_s + 15
+    assert time.perf_counter() - t < profile.hard_limit_s * supervise.MAX_STRETCH + 15
 
 
 def test_syntax_error_fails_fast_before_any_process_starts(tiny_profile):
@@ -129,10 +131,24 @@ print("FOUND", len(found), found[:3])
     assert "FOUND 0 []" in result.log_tail
 
 
+GO_ON_TRAINING = """
+import time
+until = time.process_time() + 4 * harness.budget_seconds * torch.get_num_threads()
+while time.process_time() < until:  # four more budgets of its cores, on batches it keeps
+    loss = torch.nn.functional.cross_entropy(model(x).reshape(-1, harness.vocab_size), y.reshape(-1))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+"""
+
+
 def test_over_budget_when_training_continues_after_batches_end(tiny_profile, scorer):
-    result = run(bigram(before_submit="import time\ntime.sleep(3)"), tiny_profile, config=CONFIG, scorer=scorer)
+    """Past its budget and allowances by the trainer's count of its CPU time (what its harness says of its
+    own training time decides nothing)."""
+    profile = dataclasses.replace(tiny_profile, untimed_allowance_s=0.5, genome_allowance_s=1.0)
+    result = run(bigram(before_submit=GO_ON_TRAINING), profile, config=CONFIG, scorer=scorer)
     assert result.status == "over_budget"
-    assert "budget" in result.reason
+    assert "CPU-seconds by the trainer's count, allowed 7 (2 threads)" in result.reason
 
 
 def test_crash_reports_last_error_line(tiny_profile, scorer):
