@@ -26,6 +26,7 @@ from fitness.interface import check_genome
 from fitness.profile import Profile
 from mutators import MutatorConfig, MutatorConfigError, Mutators
 from population import PopulationConfig, RunDirError
+from trainer.spawn import clock_name
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class Settings:
             "seed_genome": self.seed_path,
             "noise_repeats": self.noise_repeats,
             "device": self.device,
+            "clock": clock_name(self.device),  # what a child's budget counts: CPU-seconds over its threads, or wall
         }
 
 

@@ -77,7 +77,7 @@ def val_tokens_path(profile) -> Path:
 def test_fake_summary_and_forged_record_get_no_score(profile, scorer, honest):
     result = attack("fake_summary", profile, scorer)
     assert result.status == "invalid"
-    assert "not a PT2 archive" in result.reason
+    assert result.reason == "train.py finished without calling harness.submit(model)"  # its model.pt2 is empty
     assert "val_bpb:          0.010000" in result.log_tail and math.isnan(result.val_bpb)
     never_above(result, honest)
 

@@ -80,3 +80,9 @@ def test_a_damaged_run_json_is_one_line(tmp_path, capsys):
     (run_dir / "run.json").write_text("{not json")
     assert "cannot be resumed" in _refused(["--run-dir", str(run_dir)], "is damaged", capsys)
     assert (run_dir / "run.json").read_text() == "{not json"  # nothing recorded is touched
+
+
+def test_run_json_records_which_clock_budgets_count(smoke_run_dir):
+    import json
+
+    assert json.loads((smoke_run_dir / "run.json").read_text())["clock"] == "cpu"  # CPU-seconds over threads
