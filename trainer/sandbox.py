@@ -87,6 +87,9 @@ def child_env(parent: dict[str, str], threads: int, sandbox: Path, pythonpath: s
         PYTHONDONTWRITEBYTECODE="1",
         OMP_NUM_THREADS=str(threads),
         MKL_NUM_THREADS=str(threads),
+        # A thread waiting for one that lost its core sleeps instead of spinning: on a CPU profile the budget
+        # is CPU time, which spinning would spend on nothing.
+        OMP_WAIT_POLICY="PASSIVE",
         TORCHINDUCTOR_CACHE_DIR=str(sandbox / ".inductor"),
         TRITON_CACHE_DIR=str(sandbox / ".triton"),
     )
