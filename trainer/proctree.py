@@ -8,6 +8,7 @@ import os
 from trainer import sandbox
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def excess(tree: list[int], limits: sandbox.Limits) -> str:
@@ -61,3 +62,8 @@ def _proportional_bytes(pid: int) -> int:
         return int(pss.split()[1]) * 1024
     except (OSError, ValueError, IndexError, StopIteration):
         return 0
+
+
+def cpu_seconds(tree: dict[int, int]) -> float:
+    """The CPU time of a `tree` (as `tree` returns it): what its processes used and what they reaped."""
+    return sum(tree.values()) / CLOCK_TICKS

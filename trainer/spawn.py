@@ -4,6 +4,7 @@ with a genome and seen to its end (trainer.supervise watches it). `trainer.run` 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -11,7 +12,6 @@ import os
 import shutil
 import sys
 import tempfile
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 

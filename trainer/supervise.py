@@ -1,8 +1,7 @@
 """One sandboxed child process from start to reaping: the parent's clock on it, its log capped, its kill.
 
-`spawn` starts it and holds it at its go line (stdin); `finish` lets it go and watches it to its end. The
-parent's clock and the deadline start at the go, however long the child waited (a standby child).
-
+`spawn` starts it (in its cgroup) and holds it at its go line (stdin); `finish` lets it go and watches it
+to its end. The parent's clock and the deadline start at the go, however long the child waited (a standby).
 The child's output comes through a pipe: the first LOG_HEAD_BYTES go to the log file, the rest is counted
 and only its last LOG_TAIL_BYTES are kept, so a child that prints without end fills neither the disk nor
 the run directory. The child's trusted prologue (fitness.confine) writes one byte to a second pipe just
@@ -12,13 +11,12 @@ child's process tree is counted and its resident memory summed, and its CPU time
 `genome_cpu` is what train.py used, whatever it did to its own clock. Too many processes (a fork bomb that
 RLIMIT_NPROC has not stopped, or cannot: root, no user namespace) or too much memory (a GPU child has no
 address-space limit) and it is killed at once.
-
 The child's time runs on one of two clocks: a GPU child's on the wall clock; a CPU child's (`threads` given)
 on its CPU-seconds over its threads, which load on the machine does not stretch (a starved child is not
 killed for being slow), but at least 1/MAX_STRETCH of the wall clock (a child that sleeps, or is starved
 beyond that, still ends). At `deadline_s` on that clock, or when the child exits, the whole process group is
-killed: under bubblewrap that takes the child's PID namespace, and every process the genome started; then
-its cgroup is emptied (a process that left both) and removed.
+killed (under bubblewrap: the child's PID namespace, every process the genome started); then its cgroup is
+emptied (a process that left both) and removed.
 """
 
 from __future__ import annotations
@@ -40,7 +38,6 @@ LOG_TAIL_BYTES = 64 * 2**10
 MARK_ENV = "EVOLVE_MARK_FD"  # read (and removed) by fitness.confine
 DRAIN_S = 2.0  # after the child is gone, how long to wait for the rest of its output
 WATCH_EVERY_S = 0.5  # how often the process tree is counted, weighed and timed
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MAX_STRETCH = 4.0  # a CPU child's clock runs at least this fraction of the wall clock's speed: 1 / MAX_STRETCH
 
 
@@ -56,7 +53,6 @@ class Exit:
     seconds: float  # from the go to its end, on its clock (see the module's docstring)
     peak_memory_bytes: int  # by the kernel (its cgroup), else the largest resident sum the watchdog saw
     threads: int | None  # a CPU child's clock divides its CPU time by these; None: a GPU child's wall clock
-    accounting: str  # "cgroup" or "proc" (its /proc tree: CGROUPS OFF)
 
     @property
     def genome_seconds(self) -> float | None:
@@ -188,7 +184,6 @@ def finish(child: Spawned, *, log_path: Path, deadline_s: float, threads: int | 
         seconds=watch.elapsed(ended),
         peak_memory_bytes=watch.peak_memory,
         threads=threads,
-        accounting="proc" if child.cgroup is None else "cgroup",
     )
 
 
@@ -234,13 +229,13 @@ class _Watch:
     def cpu_now(self, root: int) -> float:
         if self.cgroup is not None:
             return self.cgroup.usage().cpu_seconds
-        return sum(proctree.tree(root).values()) / CLOCK_TICKS
+        return proctree.cpu_seconds(proctree.tree(root))
 
     def look(self, root: int, limits: sandbox.Limits) -> None:
         """Count, weigh and time the process tree; kill-worthy excess goes to `killed`."""
         tree = proctree.tree(root)
         if self.cgroup is None:
-            self.cpu_seen = max(self.cpu_seen, sum(tree.values()) / CLOCK_TICKS)
+            self.cpu_seen = max(self.cpu_seen, proctree.cpu_seconds(tree))
             self.peak_memory = max(self.peak_memory, sum(proctree.resident_bytes(pid) for pid in tree))
         else:
             self.last_look()
