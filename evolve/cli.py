@@ -13,6 +13,7 @@ from pathlib import Path
 from evolve.strategies import STRATEGIES
 from experiments import profiles
 from fitness.interface import check_genome
+from trainer.cgroup import available_cores
 
 EXIT_USAGE = 2
 COMMANDS = ("train", "prepare", "lineage", "show", "replay", "report", "status", "runs")
@@ -107,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--profile", choices=profiles.NAMES, help="default: h100 with CUDA, else cpu")
     train.add_argument("--budget", type=positive_float, help="training seconds (default: the profile's)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for the child")
+    train.add_argument("--threads", type=int, default=available_cores(), help="CPU threads for the child")
     train.add_argument("--log", type=Path, help="keep the child's full log here")
     prepare = commands.add_parser("prepare", help="build the dataset, tokenizer and token caches")
     prepare.set_defaults(handler="evolve.commands:prepare")

@@ -14,16 +14,20 @@ import time
 import ray
 
 from evolve.runview import best_text
+from fitness.profile import Profile
 
-__all__ = ["Progress", "best_text", "duration", "eta_seconds"]
+__all__ = ["Progress", "best_text", "duration", "eta_seconds", "noise_note"]
+NOISE_FACTOR = 5.0  # a measured σ this many times the profile's expected one is worth a warning
 
 
 class Progress:
-    def __init__(self, population, unit: str, stream=None) -> None:
+    def __init__(self, population, unit: str, stream=None, profile: Profile | None = None) -> None:
         self.population = population
         self.unit = unit  # "GPU" or "slot"
         self.stream = stream or sys.stdout
         self.began = time.monotonic()
+        self.profile = profile
+        self.noise_told = False  # the run's σ is far above its profile's: said once
 
     def say(self, line: str) -> None:
         elapsed = int(time.monotonic() - self.began)
@@ -54,6 +58,7 @@ class Progress:
 
     def status_line(self, status: dict) -> str:
         summary = ray.get(self.population.summary.remote())
+        self._tell_noise(summary["sigma"])
         parts = [
             f"children {status['children_done']}/{status['target']} done, {status['running']} running, "
             f"{status['queued']} queued ({status['generation']})",
@@ -70,6 +75,28 @@ class Progress:
         if eta is not None:
             parts.append(f"about {duration(eta)} left")
         return " | ".join(parts)
+
+    def _tell_noise(self, sigma: float | None) -> None:
+        note = noise_note(sigma, self.profile, self.unit) if self.profile and not self.noise_told else ""
+        if note:
+            self.noise_told = True
+            self.say(note)
+
+
+def noise_note(sigma: float | None, profile: Profile, unit: str) -> str:
+    """One line when a run's measured σ is far above what its profile expects, with the likely cause; else ""."""
+    expected = profile.noise_sigma
+    if not sigma or not expected or sigma < NOISE_FACTOR * expected:
+        return ""
+    if unit == "GPU":
+        cause = "GPUs shared with other work, throttled, or kernels that are not deterministic"
+    else:
+        cause = (
+            "other work on this machine taking the children's cores (budgets count CPU time, but a thread "
+            "that loses its core stalls the others), or more threads per child than the cores it has"
+        )
+    ratio = f"{sigma / expected:.0f}x what the {profile.name} profile expects ({expected})"
+    return f"noise σ {sigma:.4f} is {ratio}: likely {cause}"
 
 
 def _what(task) -> str:

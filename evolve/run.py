@@ -27,6 +27,7 @@ from fitness.interface import check_genome
 from fitness.profile import Profile
 from mutators import MutatorConfig, MutatorConfigError, Mutators
 from population import PopulationConfig, RunDirError
+from trainer.spawn import clock_name
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Settings:
             "noise_repeats": self.noise_repeats,
             "device": self.device,
             "strategy": self.strategy,
+            "clock": clock_name(self.device),  # what a child's budget counts: CPU-seconds over its threads, or wall
         }
 
 

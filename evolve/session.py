@@ -108,7 +108,7 @@ class Session:
         unit, resources, count, threads = plan_slots(s)
         Worker = ray.remote(self.worker_class).options(**resources, max_restarts=-1, max_task_retries=0)
         workers = [Worker.remote(s.profile.to_dict(), s.device, threads, (str(s.run_dir),)) for _ in range(count)]
-        progress = Progress(population, unit)
+        progress = Progress(population, unit, profile=s.profile)
         target = s.generations * s.population.population_size
         self._announce(progress, population, count, summary)
         progress.note(

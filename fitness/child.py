@@ -17,12 +17,9 @@ import os
 import random
 import runpy
 import sys
-import time
 import traceback
 
 from fitness import autoresearch_compat, confine
-
-PROCESS_STARTED = time.perf_counter()
 
 
 def main(spec_path: str, device: str) -> int:
@@ -35,20 +32,16 @@ def main(spec_path: str, device: str) -> int:
 
     if device == "cuda":
         torch.cuda.init()
-    ready = time.perf_counter()
     if not sys.stdin.readline():  # no go: a standby child the trainer no longer needs
         return 0
     sys.stdin.close()
-    went = time.perf_counter()
     with open(spec_path) as handle:
         spec = json.load(handle)
     torch.set_num_threads(spec["threads"])
     random.seed(spec["seed"])
     np.random.seed(spec["seed"] % 2**32)
     torch.manual_seed(spec["seed"])
-    spec["marks"] = {"process_started": PROCESS_STARTED, "ready": ready}
     harness.start(spec)
-    harness._session.phases["data"] = time.perf_counter() - went
     sys.modules["harness"] = harness
     autoresearch_compat.install(spec)  # autoresearch scripts: `prepare` and `kernels` (loaded only if imported)
     sys.argv = ["train.py"]
@@ -72,8 +65,6 @@ def run_genome(session, path: str) -> int:
         session.status, session.reason = kind, where + _first_line(e)
     if session.training_seconds is None and session.status == "crash" and not session.reason:
         session.status, session.reason = "invalid", "train.py finished without calling harness.submit(model)"
-    if session.submitted is not None:
-        session.phases["after_submit"] = time.perf_counter() - session.submitted
     session.write()
     return code
 

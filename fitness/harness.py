@@ -5,7 +5,11 @@ and nothing else: no validation or test token is ever loaded in this process. It
 clock, stops the batch stream when the budget is spent, and turns the model handed to `submit` into
 an exported graph (torch.export) that a separate scorer process evaluates. A genome can tamper with
 this module in its own process; what it cannot do is change the scorer, see held-out tokens, or hide
-wall-clock time from the parent, which re-checks every run against its own clock.
+time from the parent, which re-checks every run against its own clock.
+
+The clock counts wall seconds on a GPU; on a CPU profile it counts the child's CPU-seconds over its threads
+(its cgroup's, which the trainer names in the spec; this process's and its reaped children's without one),
+so that load on the machine stretches the wall time a child takes, not the work it may do.
 """
 
 from __future__ import annotations
@@ -13,13 +17,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fitness import cpuclock
 from fitness.data import RowSampler
 from fitness.profile import Profile
 
@@ -37,15 +41,15 @@ seed: int = 0
 
 
 class Clock:
-    """Training time: starts at the first batch request; the first `untimed` requests (compile warm-up)
-    are free, up to `allowance` seconds in total."""
+    """Training time on `now` (seconds, see `clock_for`): starts at the first batch request; the first
+    `untimed` requests (compile warm-up) are free, up to `allowance` seconds in total."""
 
-    def __init__(self, untimed: int, allowance: float):
-        self.untimed, self.allowance = untimed, allowance
+    def __init__(self, untimed: int, allowance: float, now=_now):
+        self.untimed, self.allowance, self.now = untimed, allowance, now
         self.requests, self.first, self.start = 0, None, None
 
     def tick(self) -> None:
-        t = _now()
+        t = self.now()
         self.requests += 1
         if self.first is None:
             self.first = t
@@ -56,7 +60,17 @@ class Clock:
         if self.first is None:
             return 0.0
         start = self.start if self.start is not None else self.first + self.allowance
-        return max(0.0, _now() - start)
+        return max(0.0, self.now() - start)
+
+
+def clock_for(spec: dict):
+    """The budget's clock: wall seconds on a GPU, else CPU-seconds over the child's threads."""
+    if spec["device"] != "cpu":
+        return _now
+    threads, path = spec["threads"], spec.get("cpu_usage_file")
+    if path:
+        return lambda: cpuclock.cgroup_seconds(path) / threads
+    return lambda: cpuclock.process_seconds() / threads
 
 
 class _Session:
@@ -65,14 +79,10 @@ class _Session:
         self.dir = Path(spec["sandbox"])
         tokens = np.memmap(spec["train_tokens"], dtype=np.uint16, mode="r")
         self.sampler = RowSampler(tokens, np.load(spec["train_rows"]), prof.seq_len, spec["seed"])
-        self.clock = Clock(prof.untimed_steps, prof.untimed_allowance_s)
+        self.clock = Clock(prof.untimed_steps, prof.untimed_allowance_s, clock_for(spec))
         self.steps = self.tokens = 0
         self.training_seconds: float | None = None
-        self.phases: dict[str, float] = {}
-        self.status, self.reason, self.num_params = "crash", "", 0
-        self.started = _now()
-        self.marks = dict(spec.get("marks", {}))  # the child's clock: process start, ready for the go
-        self.submitted: float | None = None  # when submit returned
+        self.status, self.reason = "crash", ""
         self.exporting = False
 
     def tokens_spent(self) -> bool:
@@ -80,11 +90,9 @@ class _Session:
         return 0 < self.profile.budget_tokens <= self.tokens
 
     def write(self) -> None:
+        """child.json: what happened, as this process (the genome's) says; the trainer measures the rest."""
         record = dict(status=self.status, reason=self.reason, steps=self.steps, tokens=self.tokens)
-        record.update(training_seconds=self.training_seconds, num_params=self.num_params, phases=self.phases)
-        record["peak_memory_mb"] = _peak_memory_mb()
-        # Clock readings (monotonic, shared with the parent) that split the child's wall time into phases.
-        record["marks"] = {**self.marks, "written": _now()}
+        record.update(training_seconds=self.training_seconds)
         (self.dir / "child.json").write_text(json.dumps(record))
 
 
@@ -104,12 +112,6 @@ def start(spec: dict) -> None:
 def _sync() -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
-
-
-def _peak_memory_mb() -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def batches(batch_size: int, length: int | None = None):
@@ -155,21 +157,14 @@ def submit(model: torch.nn.Module) -> None:
     if _session.training_seconds is not None:
         return  # the first submission counts
     _session.training_seconds = _session.clock.elapsed()
-    if _session.clock.first is not None:  # model build, optimizer set-up: everything before the first batch
-        _session.phases["genome_setup"] = _session.clock.first - _session.started
-        _session.phases["untimed_steps"] = max(0.0, _now() - _session.clock.first - _session.training_seconds)
     _session.steps = _session.steps or _session.clock.requests
-    started = _now()
     rows = _session.sampler.rows[: _session.profile.eval_batch_size]
     example = torch.from_numpy(np.stack([_session.sampler.tokens[s : s + seq_len] for s in rows]).astype(np.int64))
     _session.exporting = True  # a failure from here on makes the child invalid, not crashed
     model.eval()
-    _session.num_params = sum(p.numel() for p in model.parameters())
     with torch.no_grad():
         program = torch.export.export(model, (example.to(device),), strict=False)
     torch.export.save(program, _session.dir / "model.pt2")
     _session.exporting = False
-    _session.phases["export"] = _now() - started
     _session.status = "ok"
     _session.write()
-    _session.submitted = _now()

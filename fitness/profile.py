@@ -27,6 +27,7 @@ class Profile:
     loss_explode: float = 20.0  # a reported loss above this (nats) ends the run as nan
     num_shards: int = 0  # climbmix: training shards to prepare (0 for embedded datasets)
     budget_tokens: int = 0  # training tokens served before the batch stream ends (0: none); time stays a cap
+    noise_sigma: float = 0.0  # val_bpb σ between training seeds expected on a quiet machine (0: not measured)
 
     @property
     def hard_limit_s(self) -> float:

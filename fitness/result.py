@@ -15,16 +15,19 @@ STATUSES = ("ok", "crash", "timeout", "over_budget", "nan", "invalid", "interrup
 
 @dataclass(frozen=True)
 class RunResult:
+    """Every figure is measured outside the genome's reach (the trainer, the kernel, the scorer) but the two
+    marked as the genome's own report: shown, and never used in a decision."""
+
     status: str
     reason: str = ""  # one line; empty for ok
     val_bpb: float = math.nan
     test_bpb: float = math.nan
-    training_seconds: float = 0.0
+    training_seconds: float = 0.0  # train.py's time (set-up, training, export) on the run's clock, by the trainer
     total_seconds: float = 0.0
-    num_steps: int = 0
-    tokens: int = 0  # training tokens consumed
-    num_params: int = 0
-    peak_memory_mb: float = 0.0
+    num_steps: int = 0  # reported by the genome's own process
+    tokens: int = 0  # training tokens served, reported by the genome's own process
+    num_params: int = 0  # of the submitted model, counted by the scorer
+    peak_memory_mb: float = 0.0  # the child's host memory at its peak, by its cgroup (or the trainer's watchdog)
     device: str = ""  # e.g. "cpu:2" or "NVIDIA H100 80GB HBM3"
     seed: int = 0
     profile: str = ""

@@ -78,7 +78,7 @@ def val_tokens_path(profile) -> Path:
 def test_fake_summary_and_forged_record_get_no_score(profile, scorer, honest):
     result = attack("fake_summary", profile, scorer)
     assert result.status == "invalid"
-    assert "not a PT2 archive" in result.reason
+    assert result.reason == "train.py finished without calling harness.submit(model)"  # its model.pt2 is empty
     assert "val_bpb:          0.010000" in result.log_tail and math.isnan(result.val_bpb)
     never_above(result, honest)
 
@@ -134,6 +134,25 @@ def test_training_the_harness_clock_does_not_see_is_over_budget(name, tight, sco
     assert result.status == "over_budget"
     assert "CPU-seconds by the trainer's count, allowed 2 (2 threads)" in result.reason
     never_above(result, honest)
+
+
+def test_cpu_in_forks_the_kernel_reaps_is_counted_and_over_budget(tight, scorer, honest):
+    """The child's cgroup counts every process it ever started, reaped by whomever (trainer.cgroup)."""
+    result = attack("train_in_reaped_forks", tight, scorer)
+    assert result.status == "over_budget", (result.status, result.reason)
+    assert "CPU-seconds by the trainer's count, allowed 2 (2 threads)" in result.reason
+    assert result.training_seconds >= 8 * tight.budget_seconds  # the forks' work, on its clock
+    never_above(result, honest)
+
+
+def test_figures_the_genome_forges_are_not_recorded(profile, scorer, honest):
+    """It claims 1 step, 0 seconds and 1 MB; what is recorded is the trainer's measure (its steps and tokens
+    are recorded as its own report, and decide nothing)."""
+    result = attack("forge_the_record", profile, scorer)
+    assert result.status == "ok", result.reason
+    assert result.training_seconds >= profile.budget_seconds  # the budget its clock ran through, and more
+    assert result.peak_memory_mb >= 300  # the ballast it held while it trained
+    assert result.num_params > 1  # the scorer's count of the submitted model
 
 
 # --- 5. the scorer --------------------------------------------------------------------------------

@@ -121,3 +121,9 @@ def test_run_json_records_the_total_generations_and_a_resume_updates_it(tmp_path
         )
         open_run_dir(settings_from_args(args))
         assert json.loads((run_dir / "run.json").read_text())["generations"] == int(generations)
+
+
+def test_run_json_records_which_clock_budgets_count(smoke_run_dir):
+    import json
+
+    assert json.loads((smoke_run_dir / "run.json").read_text())["clock"] == "cpu"  # CPU-seconds over threads

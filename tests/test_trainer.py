@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 from genomes import NON_CAUSAL, bigram
 
+from experiments.profiles import load
 from fitness import data
-from trainer import ScorerProcess, TrainerConfig, run
+from fitness.result import RunResult
+from trainer import ScorerProcess, TrainerConfig, run, supervise
 
 CONFIG = TrainerConfig(threads=2)
 
@@ -64,12 +69,14 @@ def test_non_causal_model_is_invalid(tiny_profile, scorer):
 
 
 def test_genome_that_sleeps_forever_is_killed_at_hard_limit(tiny_profile, scorer):
-    profile = dataclasses.replace(tiny_profile, startup_allowance_s=4.0)
+    """A CPU child's clock is its CPU time, which a sleeper does not use: it still ends, at the wall clock's
+    cap of that limit (supervise.MAX_STRETCH times it)."""
+    profile = dataclasses.replace(tiny_profile, budget_seconds=0.5, untimed_allowance_s=0.5, startup_allowance_s=3.0)
     t = time.perf_counter()
     result = run(bigram(head="import time\ntime.sleep(10**6)\n"), profile, config=CONFIG, scorer=scorer)
     assert result.status == "timeout"
     assert "hard limit" in result.reason
-    assert time.perf_counter() - t < profile.hard_limit_s + 15
+    assert time.perf_counter() - t < profile.hard_limit_s * supervise.MAX_STRETCH + 15
 
 
 def test_syntax_error_fails_fast_before_any_process_starts(tiny_profile):
@@ -129,10 +136,24 @@ print("FOUND", len(found), found[:3])
     assert "FOUND 0 []" in result.log_tail
 
 
+GO_ON_TRAINING = """
+import time
+until = time.process_time() + 4 * harness.budget_seconds * torch.get_num_threads()
+while time.process_time() < until:  # four more budgets of its cores, on batches it keeps
+    loss = torch.nn.functional.cross_entropy(model(x).reshape(-1, harness.vocab_size), y.reshape(-1))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+"""
+
+
 def test_over_budget_when_training_continues_after_batches_end(tiny_profile, scorer):
-    result = run(bigram(before_submit="import time\ntime.sleep(3)"), tiny_profile, config=CONFIG, scorer=scorer)
+    """Past its budget and allowances by the trainer's count of its CPU time (what its harness says of its
+    own training time decides nothing)."""
+    profile = dataclasses.replace(tiny_profile, untimed_allowance_s=0.5, genome_allowance_s=1.0)
+    result = run(bigram(before_submit=GO_ON_TRAINING), profile, config=CONFIG, scorer=scorer)
     assert result.status == "over_budget"
-    assert "budget" in result.reason
+    assert "CPU-seconds by the trainer's count, allowed 7 (2 threads)" in result.reason
 
 
 def test_crash_reports_last_error_line(tiny_profile, scorer):
@@ -156,3 +177,34 @@ def test_token_budget_ends_the_batch_stream_and_drives_progress(tiny_profile, sc
     assert result.tokens == 5 * 1024 and result.num_steps == 5
     printed = [float(line.split()[1]) for line in result.log_tail.splitlines() if line.startswith("progress ")]
     assert printed == [round(k * 1024 / 5_000, 4) for k in range(1, 5)] + [1.0]
+
+
+def smoke_seed(seed_source: str, scorer: ScorerProcess) -> RunResult:
+    """The seed on the smoke profile, seed 0. The scorer is not the child: a busy machine may slow it past
+    its usual wait, which is not what this measures (so it may take up to ten minutes)."""
+    profile = dataclasses.replace(load("smoke"), startup_allowance_s=600.0)
+    threads = len(os.sched_getaffinity(0))
+    return run(seed_source, profile, seed=0, config=TrainerConfig(threads=threads, memory_mb=4096), scorer=scorer)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # on a machine loaded besides the hogs, the scorer takes its time
+def test_cpu_hogs_on_every_core_change_neither_the_steps_nor_the_score_of_the_seed(seed_source, scorer):
+    """A CPU child's budget is its CPU time (its cgroup's, over its threads): load stretches the wall time
+    it takes, not the training it does."""
+    quiet = smoke_seed(seed_source, scorer)
+    assert quiet.status == "ok", quiet.reason
+    with_hogs = _with_hogs(seed_source, scorer)
+    assert with_hogs.status == "ok", with_hogs.reason
+    assert with_hogs.num_steps >= 0.8 * quiet.num_steps, (with_hogs.num_steps, quiet.num_steps)
+    assert abs(with_hogs.val_bpb - quiet.val_bpb) <= 0.05, (with_hogs.val_bpb, quiet.val_bpb)
+
+
+def _with_hogs(seed_source: str, scorer: ScorerProcess) -> RunResult:
+    started = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in os.sched_getaffinity(0)]
+    try:
+        return smoke_seed(seed_source, scorer)
+    finally:
+        for hog in started:
+            hog.kill()
+            hog.wait()

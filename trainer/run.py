@@ -18,7 +18,7 @@ from fitness import data
 from fitness.interface import check_genome
 from fitness.profile import Profile
 from fitness.result import RunResult
-from trainer import spawn
+from trainer import spawn, supervise
 from trainer.scorer_client import ScorerProcess
 from trainer.spawn import Child, Standby, TrainerConfig
 
@@ -86,19 +86,21 @@ def _warm(scorer: ScorerProcess, profile: Profile, config: TrainerConfig) -> flo
 def _judge(
     child: Child, profile: Profile, box: Path, scorer: ScorerProcess, config: TrainerConfig, phases: dict
 ) -> RunResult:
-    record = child.record
-    training = float(record.get("training_seconds") or 0.0)
-    phases = {**phases, **_child_phases(child, training)}
+    """Every figure recorded here, and every status decided, comes from the trainer's own measures of the
+    child (supervise.Exit) and from the scorer; the child's record (what the genome's process says of
+    itself) gives only its steps and tokens, labelled as its own report, and its reasons for failing."""
+    ran, record = child.exit, child.record
+    training = ran.genome_seconds or 0.0
+    phases = {**phases, **_child_phases(ran)}
     stats = dict(
         training_seconds=training,
-        num_steps=int(record.get("steps", 0)),
-        tokens=int(record.get("tokens", 0)),
-        num_params=int(record.get("num_params", 0)),
-        peak_memory_mb=float(record.get("peak_memory_mb", 0.0)),
+        num_steps=_count(record.get("steps")),
+        tokens=_count(record.get("tokens")),
+        peak_memory_mb=ran.peak_memory_bytes / 2**20,
         log_tail=child.log_tail,
         phases=phases,
     )
-    status, reason = _child_status(child, profile, training)
+    status, reason = _child_status(child, profile, box / "model.pt2")
     if status != "ok":
         return RunResult(status=status, reason=reason, **stats)
     t = time.perf_counter()
@@ -116,30 +118,18 @@ def _judge(
     return RunResult(status="ok", val_bpb=reply["val_bpb"], test_bpb=reply["test_bpb"], **stats)
 
 
-def _child_phases(child: Child, training: float) -> dict[str, float]:
-    """Where the child's wall time went besides training. The child reports its own phases and clock marks;
-    it could lie about them, but only about how its own time splits: each is clamped into its wall time."""
-    wall = child.wall_seconds
-    reported = child.record.get("phases")
-    marks = child.record.get("marks")
-    marks = marks if isinstance(marks, dict) else {}
-    # A standby child started and got ready before this run's clock (its go): none of that is charged here.
-    process_started = _number(marks.get("process_started"))
-    phases = {"process_start": _seconds(process_started - child.started, wall)}
-    phases["import"] = _seconds(_number(marks.get("ready")) - max(process_started, child.started), wall)
-    if isinstance(reported, dict):
-        phases.update({str(k): _seconds(_number(v), wall) for k, v in reported.items()})
-    phases["teardown"] = _seconds(child.ended - _number(marks.get("written"), child.ended), wall)
-    phases["genome_other"] = max(0.0, wall - training - sum(phases.values()))
-    return phases
+def _child_phases(ran: supervise.Exit) -> dict[str, float]:
+    """Where the child's wall time went besides train.py's time on its clock, by the trainer's measure:
+    from the go to train.py's start (process start and imports for a child started on demand; a standby did
+    those before its go, and none of that is charged here), and the rest: its exit, and on the CPU clock
+    the wall time its threads were not all busy (or waited for a core)."""
+    wall = ran.ended - ran.started
+    start = (ran.genome_started if ran.genome_started is not None else ran.ended) - ran.started
+    return {"child_start": start, "child_other": max(0.0, wall - start - (ran.genome_seconds or 0.0))}
 
 
-def _number(value: object, default: float = math.nan) -> float:
-    return float(value) if isinstance(value, (int, float)) else default
-
-
-def _seconds(value: float, limit: float) -> float:
-    return min(max(value, 0.0), limit) if math.isfinite(value) else 0.0
+def _count(value: object) -> int:
+    return int(value) if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0 else 0
 
 
 def _score_phases(reply: dict, seconds: float) -> dict[str, float]:
@@ -148,27 +138,30 @@ def _score_phases(reply: dict, seconds: float) -> dict[str, float]:
     return {**parts, "score_other": max(0.0, seconds - sum(parts.values()))}
 
 
-def _child_status(child: Child, profile: Profile, training: float) -> tuple[str, str]:
-    record = child.record
-    if child.killed == "deadline":
-        return "timeout", f"killed at the hard limit of {profile.hard_limit_s:.0f} s wall clock"
-    if child.killed:
-        return "crash", f"killed by the trainer: {child.killed}"
-    if child.exit_code in EXIT_STATUS:
-        return EXIT_STATUS[child.exit_code], record.get("reason") or "training loss went non-finite"
-    if child.exit_code != 0 or record.get("status", "crash") != "ok":
-        reason = record.get("reason") or _last_error(child.log_tail) or _exit_reason(child.exit_code)
+def _child_status(child: Child, profile: Profile, model: Path) -> tuple[str, str]:
+    ran, record = child.exit, child.record
+    clock = "wall clock" if ran.threads is None else f"its clock (CPU-seconds over {ran.threads} threads)"
+    if ran.killed == "deadline":
+        return "timeout", f"killed at the hard limit of {profile.hard_limit_s:.0f} s on {clock}"
+    if ran.killed:
+        return "crash", f"killed by the trainer: {ran.killed}"
+    if ran.code in EXIT_STATUS:
+        return EXIT_STATUS[ran.code], _text(record.get("reason")) or "training loss went non-finite"
+    if ran.code != 0 or record.get("status", "crash") != "ok":
+        reason = _text(record.get("reason")) or _last_error(child.log_tail) or _exit_reason(ran.code)
         return record.get("status") if record.get("status") in ("invalid", "nan") else "crash", reason
-    if training > profile.budget_seconds * 1.05 + 1.0:
-        return "over_budget", f"trained {training:.1f} s on a {profile.budget_seconds:.0f} s budget"
     if child.overrun:
         return "over_budget", child.overrun
     allowed = profile.budget_seconds + profile.untimed_allowance_s + profile.startup_allowance_s
-    if child.wall_seconds > allowed:
-        return "over_budget", f"child ran {child.wall_seconds:.1f} s wall clock, allowed {allowed:.0f} s"
-    if not (child.exit_code == 0 and record.get("training_seconds") is not None):
+    if ran.seconds > allowed:
+        return "over_budget", f"child ran {ran.seconds:.1f} s on {clock}, allowed {allowed:.0f} s"
+    if model.stat().st_size == 0:
         return "invalid", "train.py finished without calling harness.submit(model)"
     return "ok", ""
+
+
+def _text(value: object) -> str:
+    return value.splitlines()[0][:300] if isinstance(value, str) and value.strip() else ""
 
 
 def _exit_reason(code: int) -> str:

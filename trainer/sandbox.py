@@ -15,7 +15,9 @@ With bubblewrap (where the kernel lets it create namespaces) the child gets:
   to any other user.
 Always: an environment rebuilt from an allowlist (no API keys, credentials or proxies), rlimits on core
 dumps, file size, CPU time and (CPU children) address space, death with the trainer (PDEATHSIG); and the
-trainer's watchdog (trainer.supervise) on its process count and resident memory.
+trainer's watchdog (trainer.supervise) on its process count and resident memory. Where the kernel lets the
+trainer make one, a cgroup per child (trainer.cgroup) counts its CPU time, peak memory and tasks, whoever
+reaps its processes, and caps its tasks at MAX_PROCESSES even as root.
 
 Does not protect against: kernel exploits, GPU side channels, host memory a GPU child takes between two
 looks of the watchdog (no address-space limit there: CUDA reserves vast virtual ranges), CPU time taken
@@ -87,6 +89,9 @@ def child_env(parent: dict[str, str], threads: int, sandbox: Path, pythonpath: s
         PYTHONDONTWRITEBYTECODE="1",
         OMP_NUM_THREADS=str(threads),
         MKL_NUM_THREADS=str(threads),
+        # A thread waiting for one that lost its core sleeps instead of spinning: on a CPU profile the budget
+        # is CPU time, which spinning would spend on nothing.
+        OMP_WAIT_POLICY="PASSIVE",
         TORCHINDUCTOR_CACHE_DIR=str(sandbox / ".inductor"),
         TRITON_CACHE_DIR=str(sandbox / ".triton"),
     )

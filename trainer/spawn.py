@@ -4,6 +4,7 @@ with a genome and seen to its end (trainer.supervise watches it). `trainer.run` 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from fitness import data, datasets
 from fitness.profile import Profile
-from trainer import sandbox, supervise
+from trainer import cgroup, sandbox, supervise
 
 logger = logging.getLogger(__name__)
 LOG_TAIL_LINES = 40
@@ -26,7 +27,7 @@ BOX_PREFIX = "evolve-child-"  # then the trainer's pid: tempdir/evolve-child-<pi
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    threads: int = 2  # CPU threads for the child (and the scorer)
+    threads: int = dataclasses.field(default_factory=cgroup.available_cores)  # the child's (and scorer's)
     device: str = "cpu"  # "cpu" or "cuda" (the GPU Ray assigned through CUDA_VISIBLE_DEVICES)
     isolate: bool = True  # bubblewrap when available; False runs children with only env scrub + rlimits
     keep_sandbox: bool = False  # leave the child's directory behind, for debugging
@@ -86,17 +87,17 @@ class Standby:
 
 @dataclass(frozen=True)
 class Child:
-    exit_code: int | None  # None: killed (see `killed`)
-    started: float  # parent's clock when the process was spawned and when it was reaped
-    ended: float
+    """What the trainer measured of one child (`exit`), and what the child left: `record` (child.json,
+    written by the genome's own process: what it says of itself, which decides nothing) and its log."""
+
+    exit: supervise.Exit
     overrun: str  # how train.py exceeded its time by the trainer's own measure (supervise.Exit.overrun)
-    killed: str  # "deadline", what the trainer's watchdog saw, or "" when it exited by itself
     record: dict  # child.json, or {} when the child never wrote it
     log_tail: str
 
     @property
     def wall_seconds(self) -> float:
-        return self.ended - self.started
+        return self.exit.ended - self.exit.started
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,14 @@ def start(profile: Profile, cache: data.TokenCache, config: TrainerConfig, hide:
                 disk_bytes=limits.disk_bytes,
             )
         env = sandbox.child_env(dict(os.environ), config.threads, inside, code_root())
-        return Boxed(box, spec, supervise.spawn(command, cwd=box, env=env, limits=limits))
+        group = cgroup.create(sandbox.MAX_PROCESSES)
+        spec["cpu_usage_file"] = str(group.cpu_file) if group and not gpu else None  # the harness's CPU clock
+        try:
+            return Boxed(box, spec, supervise.spawn(command, cwd=box, env=env, limits=limits, cgroup=group))
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
     except BaseException:
         shutil.rmtree(box, ignore_errors=True)
         raise
@@ -177,11 +185,18 @@ def go(spawned: Boxed, source: str, seed: int, profile: Profile, config: Trainer
     except BaseException:
         supervise.discard(spawned.process)  # never let go, so never reaped by `finish`
         raise
-    ran = supervise.finish(spawned.process, log_path=box / "train.log", deadline_s=profile.hard_limit_s)
+    threads = None if config.device == "cuda" else config.threads
+    ran = supervise.finish(
+        spawned.process, log_path=box / "train.log", deadline_s=profile.hard_limit_s, threads=threads
+    )
     record, tail = _read_record(box / "child.json"), _tail(box / "train.log")
     allowed = profile.budget_seconds + profile.untimed_allowance_s + profile.genome_allowance_s
-    overrun = ran.overrun(allowed, None if config.device == "cuda" else config.threads)
-    return Child(ran.code, ran.started, ran.ended, overrun, ran.killed, record, tail)
+    return Child(ran, ran.overrun(allowed), record, tail)
+
+
+def clock_name(device: str) -> str:
+    """Which clock a child's budget runs on (run.json says): CPU-seconds over its threads, or wall seconds."""
+    return "wall" if device == "cuda" else "cpu"
 
 
 def _make_box(

@@ -1,17 +1,22 @@
 """One sandboxed child process from start to reaping: the parent's clock on it, its log capped, its kill.
 
-`spawn` starts it and holds it at its go line (stdin); `finish` lets it go and watches it to its end. The
-parent's clock and the deadline start at the go, however long the child waited (a standby child).
-
+`spawn` starts it (in its cgroup) and holds it at its go line (stdin); `finish` lets it go and watches it
+to its end. The parent's clock and the deadline start at the go, however long the child waited (a standby).
 The child's output comes through a pipe: the first LOG_HEAD_BYTES go to the log file, the rest is counted
 and only its last LOG_TAIL_BYTES are kept, so a child that prints without end fills neither the disk nor
 the run directory. The child's trusted prologue (fitness.confine) writes one byte to a second pipe just
 before train.py runs: the parent's monotonic clock at that byte is `genome_started`. Every WATCH_EVERY_S the
-child's process tree is counted, its resident memory summed and its CPU time read (so `genome_cpu` is what
-train.py used, whatever it did to its own clock); too many processes (a fork bomb that RLIMIT_NPROC has not
-stopped, or cannot: root, no user namespace) or too much memory (a GPU child has no address-space limit)
-and it is killed at once. At `deadline_s`, or when the child exits, the whole process
-group is killed: under bubblewrap that takes the child's PID namespace, and every process the genome started.
+child's process tree is counted and its resident memory summed, and its CPU time read: from its cgroup
+(trainer.cgroup: every process it ever started, reaped by whomever) or, without one, from the tree. So
+`genome_cpu` is what train.py used, whatever it did to its own clock. Too many processes (a fork bomb that
+RLIMIT_NPROC has not stopped, or cannot: root, no user namespace) or too much memory (a GPU child has no
+address-space limit) and it is killed at once.
+The child's time runs on one of two clocks: a GPU child's on the wall clock; a CPU child's (`threads` given)
+on its CPU-seconds over its threads, which load on the machine does not stretch (a starved child is not
+killed for being slow), but at least 1/MAX_STRETCH of the wall clock (a child that sleeps, or is starved
+beyond that, still ends). At `deadline_s` on that clock, or when the child exits, the whole process group is
+killed (under bubblewrap: the child's PID namespace, every process the genome started); then its cgroup is
+emptied (a process that left both) and removed.
 """
 
 from __future__ import annotations
@@ -25,15 +30,15 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer import sandbox
+from trainer import cgroup as cgroups
+from trainer import proctree, sandbox
 
 LOG_HEAD_BYTES = 4 * 2**20
 LOG_TAIL_BYTES = 64 * 2**10
 MARK_ENV = "EVOLVE_MARK_FD"  # read (and removed) by fitness.confine
 DRAIN_S = 2.0  # after the child is gone, how long to wait for the rest of its output
 WATCH_EVERY_S = 0.5  # how often the process tree is counted, weighed and timed
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MAX_STRETCH = 4.0  # a CPU child's clock runs at least this fraction of the wall clock's speed: 1 / MAX_STRETCH
 
 
 @dataclass(frozen=True)
@@ -42,23 +47,36 @@ class Exit:
     started: float  # parent's monotonic clock (time.perf_counter) at spawn and when the exit (or kill) was seen
     ended: float
     genome_started: float | None  # parent's clock when train.py was handed control; None if it never was
-    genome_cpu: float | None  # CPU seconds (all processes, all threads) from then to the last look before exit
+    genome_cpu: float | None  # CPU seconds (all processes, all threads) from then to its end
     log_dropped: int  # bytes of output beyond the log's head that were not kept
     killed: str  # why the trainer killed it before it exited ("" if it exited by itself)
+    seconds: float  # from the go to its end, on its clock (see the module's docstring)
+    peak_memory_bytes: int  # by the kernel (its cgroup), else the largest resident sum the watchdog saw
+    threads: int | None  # a CPU child's clock divides its CPU time by these; None: a GPU child's wall clock
 
-    def overrun(self, allowed: float, threads: int | None) -> str:
-        """How far train.py went past `allowed` seconds from its start, however the genome set its own clock,
-        or "". A GPU child (threads None) is measured in wall time; a CPU child in CPU time over its threads,
-        which load on the machine does not inflate and which a genome that starts more threads does."""
+    @property
+    def genome_seconds(self) -> float | None:
+        """train.py's time (its set-up, training and export) on the child's clock; None if it never ran."""
         if self.genome_started is None:
+            return None
+        if self.threads is None:
+            return self.ended - self.genome_started
+        return (self.genome_cpu or 0.0) / self.threads
+
+    def overrun(self, allowed: float) -> str:
+        """How far train.py went past `allowed` seconds from its start, however the genome set its own clock,
+        or "". A GPU child is measured in wall time; a CPU child in CPU time over its threads, which load on
+        the machine does not inflate and which a genome that starts more threads does."""
+        ran = self.genome_seconds
+        if ran is None or ran <= allowed:
             return ""
-        if threads is None:
-            ran = self.ended - self.genome_started
-            return f"train.py ran {ran:.1f} s by the trainer's clock, allowed {allowed:.0f} s" if ran > allowed else ""
-        cpu, cap = self.genome_cpu or 0.0, allowed * threads
-        if cpu <= cap:
-            return ""
-        return f"train.py used {cpu:.1f} CPU-seconds by the trainer's count, allowed {cap:.0f} ({threads} threads)"
+        if self.threads is None:
+            return f"train.py ran {ran:.1f} s by the trainer's clock, allowed {allowed:.0f} s"
+        cap = allowed * self.threads
+        return (
+            f"train.py used {self.genome_cpu:.1f} CPU-seconds by the trainer's count, allowed {cap:.0f} "
+            f"({self.threads} threads)"
+        )
 
 
 class CappedLog:
@@ -97,14 +115,17 @@ class Spawned:
     proc: subprocess.Popen
     mark: int  # read end of the mark pipe
     limits: sandbox.Limits
+    cgroup: cgroups.Cgroup | None  # None: CGROUPS OFF
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
 
-def spawn(command: list[str], *, cwd: Path, env: dict, limits: sandbox.Limits) -> Spawned:
-    """Start `command` (which gets the mark pipe's write end as $EVOLVE_MARK_FD); it may prepare, but must
-    wait for a line on stdin before it does anything on the genome's behalf (see `finish`)."""
+def spawn(
+    command: list[str], *, cwd: Path, env: dict, limits: sandbox.Limits, cgroup: cgroups.Cgroup | None = None
+) -> Spawned:
+    """Start `command` (which gets the mark pipe's write end as $EVOLVE_MARK_FD) in `cgroup`; it may prepare,
+    but must wait for a line on stdin before it does anything on the genome's behalf (see `finish`)."""
     mark_read, mark_write = os.pipe()
     proc = subprocess.Popen(
         command,
@@ -115,15 +136,23 @@ def spawn(command: list[str], *, cwd: Path, env: dict, limits: sandbox.Limits) -
         stdin=subprocess.PIPE,
         start_new_session=True,
         pass_fds=(mark_write,),
-        preexec_fn=lambda: sandbox.set_limits(limits),
+        preexec_fn=lambda: _prepare(limits, cgroup),
     )
     os.close(mark_write)
-    return Spawned(proc, mark_read, limits)
+    return Spawned(proc, mark_read, limits, cgroup)
 
 
-def finish(child: Spawned, *, log_path: Path, deadline_s: float) -> Exit:
+def _prepare(limits: sandbox.Limits, cgroup: cgroups.Cgroup | None) -> None:
+    """preexec_fn: in the forked child, before it execs."""
+    sandbox.set_limits(limits)
+    if cgroup is not None:
+        cgroup.enter()
+
+
+def finish(child: Spawned, *, log_path: Path, deadline_s: float, threads: int | None) -> Exit:
     """Let a spawned child go and reap it and all it started. Its clock (`started`, the deadline) starts
-    here, at the go line, however long ago it was spawned."""
+    here, at the go line, however long ago it was spawned: on the wall clock, or with `threads` on its CPU
+    time over those threads (see the module's docstring)."""
     started = time.perf_counter()
     proc = child.proc
     try:
@@ -131,22 +160,38 @@ def finish(child: Spawned, *, log_path: Path, deadline_s: float) -> Exit:
         proc.stdin.close()
     except BrokenPipeError:  # it died while it waited: what it printed says why
         pass
-    log, watch = CappedLog(log_path), _Watch()
+    log, watch = CappedLog(log_path), _Watch(child.cgroup, threads, started)
+    watch.cpu_at_go = watch.cpu_seen = watch.cpu_now(proc.pid)
     try:
-        _watch(proc, child.mark, log, child.limits, started + deadline_s, watch)
+        _watch(proc, child.mark, log, child.limits, deadline_s, watch)
         ended = time.perf_counter()
     finally:
         _kill_group(proc)
         _drain(proc.stdout.fileno(), log)
         proc.stdout.close()
         log.close()
-    code = None if watch.killed else proc.returncode
-    return Exit(code, started, ended, watch.genome_started, watch.genome_cpu(), log.dropped, watch.killed)
+        watch.last_look()
+        if child.cgroup is not None:
+            child.cgroup.remove()
+    return Exit(
+        code=None if watch.killed else proc.returncode,
+        started=started,
+        ended=ended,
+        genome_started=watch.genome_started,
+        genome_cpu=watch.genome_cpu(),
+        log_dropped=log.dropped,
+        killed=watch.killed,
+        seconds=watch.elapsed(ended),
+        peak_memory_bytes=watch.peak_memory,
+        threads=threads,
+    )
 
 
 def discard(child: Spawned) -> None:
     """A spawned child that will not be used: killed with all it started, its pipes closed."""
     _kill_group(child.proc)
+    if child.cgroup is not None:
+        child.cgroup.remove()
     for stream in (child.proc.stdin, child.proc.stdout):
         try:
             stream.close()
@@ -157,35 +202,64 @@ def discard(child: Spawned) -> None:
 
 @dataclass
 class _Watch:
-    """What the parent saw of one child: the mark, the tree's CPU time then and at its last look, why it
-    killed it. (Not wait4's rusage: bubblewrap's own processes do not pass their children's time on.)"""
+    """What the parent saw of one child: its CPU time at the go, at the mark and at its last look, its peak
+    memory, why it killed it. CPU time from its cgroup, else its process tree (not wait4's rusage:
+    bubblewrap's own processes do not pass their children's time on)."""
 
+    cgroup: cgroups.Cgroup | None
+    threads: int | None
+    started: float
+    cpu_at_go: float = 0.0
     genome_started: float | None = None
     cpu_at_mark: float = 0.0
     cpu_seen: float = 0.0
+    peak_memory: int = 0
     killed: str = ""
 
     def genome_cpu(self) -> float | None:
         return None if self.genome_started is None else max(0.0, self.cpu_seen - self.cpu_at_mark)
 
+    def elapsed(self, now: float) -> float:
+        """Seconds since the go on the child's clock."""
+        wall = now - self.started
+        if self.threads is None:
+            return wall
+        return max((self.cpu_seen - self.cpu_at_go) / self.threads, wall / MAX_STRETCH)
+
+    def cpu_now(self, root: int) -> float:
+        if self.cgroup is not None:
+            return self.cgroup.usage().cpu_seconds
+        return proctree.cpu_seconds(proctree.tree(root))
+
     def look(self, root: int, limits: sandbox.Limits) -> None:
         """Count, weigh and time the process tree; kill-worthy excess goes to `killed`."""
-        tree = _tree(root)
-        self.cpu_seen = max(self.cpu_seen, sum(tree.values()) / CLOCK_TICKS)
-        self.killed = _excess(list(tree), limits)
+        tree = proctree.tree(root)
+        if self.cgroup is None:
+            self.cpu_seen = max(self.cpu_seen, proctree.cpu_seconds(tree))
+            self.peak_memory = max(self.peak_memory, sum(proctree.resident_bytes(pid) for pid in tree))
+        else:
+            self.last_look()
+        self.killed = proctree.excess(list(tree), limits)
+
+    def last_look(self) -> None:
+        """The kernel's count, exact once every process is gone (the /proc tree's last look stands)."""
+        if self.cgroup is not None:
+            usage = self.cgroup.usage()
+            self.cpu_seen = max(self.cpu_seen, usage.cpu_seconds)
+            self.peak_memory = max(self.peak_memory, usage.peak_memory_bytes)
 
 
 def _watch(
-    proc: subprocess.Popen, mark: int, log: CappedLog, limits: sandbox.Limits, deadline: float, watch: _Watch
+    proc: subprocess.Popen, mark: int, log: CappedLog, limits: sandbox.Limits, deadline_s: float, watch: _Watch
 ) -> None:
-    """Until the child exits: copy its output, note the mark, kill it at the deadline or when it has started
-    too many processes or holds too much memory."""
+    """Until the child exits: copy its output, note the mark, kill it at the deadline (on its clock) or when
+    it has started too many processes or holds too much memory."""
     out, checked = proc.stdout.fileno(), time.perf_counter()
     watching = [out, mark]
     try:
         while proc.poll() is None:
             now = time.perf_counter()
-            if now >= deadline:
+            if watch.elapsed(now) >= deadline_s:
                 watch.killed = "deadline"
                 return
             if now - checked >= WATCH_EVERY_S:
@@ -193,72 +267,21 @@ def _watch(
                 watch.look(proc.pid, limits)
                 if watch.killed:
                     return
-            for fd in select.select(watching, [], [], min(deadline - now, WATCH_EVERY_S))[0]:
+            wait = min(deadline_s - watch.elapsed(now), WATCH_EVERY_S)
+            for fd in select.select(watching, [], [], max(wait, 0.0))[0]:
                 data = os.read(fd, 1 << 16)
                 if fd == out:
                     log.write(data)
                 elif data and watch.genome_started is None:
                     watch.genome_started = time.perf_counter()
-                    watch.cpu_at_mark = watch.cpu_seen = sum(_tree(proc.pid).values()) / CLOCK_TICKS
+                    watch.cpu_at_mark = watch.cpu_seen = watch.cpu_now(proc.pid)
                 if not data:
                     watching.remove(fd)
         if watch.genome_started is None and mark in watching and select.select([mark], [], [], 0)[0]:
             watch.genome_started = time.perf_counter() if os.read(mark, 1) else None  # exited before it was read
+            watch.cpu_at_mark = watch.cpu_at_go
     finally:
         os.close(mark)
-
-
-def _excess(tree: list[int], limits: sandbox.Limits) -> str:
-    """Why the process tree must die now, or ""."""
-    if len(tree) > limits.processes:
-        return f"started {len(tree)} processes (limit {limits.processes})"
-    if sum(_resident_bytes(pid) for pid in tree) <= limits.memory_bytes:  # cheap, and never less than PSS
-        return ""
-    held = sum(_proportional_bytes(pid) for pid in tree)  # forked processes share pages: count them once
-    if held > limits.memory_bytes:
-        return f"held {held / 2**30:.1f} GiB of memory (limit {limits.memory_bytes / 2**30:.1f} GiB)"
-    return ""
-
-
-def _tree(root: int) -> dict[int, int]:
-    """`root` and its descendants (under bubblewrap: every process in the child's PID namespace), each with
-    the CPU time it has used, in clock ticks (user + system, all threads, its reaped children's included)."""
-    parents, ticks = {}, {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-                parents[int(name)], ticks[int(name)] = int(fields[1]), sum(int(v) for v in fields[11:15])
-            except (OSError, ValueError, IndexError):
-                continue  # gone meanwhile
-    children: dict[int, list[int]] = {}
-    for pid, parent in parents.items():
-        children.setdefault(parent, []).append(pid)
-    tree, todo = {}, [root]
-    while todo:
-        pid = todo.pop()
-        tree[pid] = ticks.get(pid, 0)
-        todo += children.get(pid, [])
-    return tree
-
-
-def _resident_bytes(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * PAGE_BYTES
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _proportional_bytes(pid: int) -> int:
-    """PSS: resident pages, each shared page divided among the processes sharing it."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            pss = next(line for line in f if line.startswith("Pss:"))
-        return int(pss.split()[1]) * 1024
-    except (OSError, ValueError, IndexError, StopIteration):
-        return 0
 
 
 def _drain(fd: int, log: CappedLog) -> None:

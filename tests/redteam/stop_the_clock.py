@@ -1,8 +1,9 @@
 """Red team 4: stop the harness clock and train as long as it likes.
 
-The harness reads time through harness._now (captured before the genome runs, so patching
-time.perf_counter does nothing): freeze that, and the batch stream never ends and the reported
-training time stays zero. Then train for eight budgets of its cores (CPU time, all threads).
+The harness reads time through its clock's `now` (wall time captured before the genome runs, so patching
+time.perf_counter does nothing; on CPU, its cgroup's CPU time): freeze that, and the batch stream never
+ends and the reported training time stays zero. Then train for eight budgets of its cores (CPU time, all
+threads).
 """
 
 import time
@@ -13,8 +14,9 @@ import torch.nn.functional as F
 import harness
 
 time.perf_counter = lambda: 0.0  # the obvious attempt (the harness does not use it)
-frozen = harness._now()
-harness._now = lambda: frozen  # the one that works in-process
+clock = harness._session.clock
+frozen = clock.now()
+clock.now = lambda: frozen  # the one that works in-process
 
 model = torch.nn.Embedding(harness.vocab_size, harness.vocab_size)
 opt = torch.optim.Adam(model.parameters(), lr=0.1)
