@@ -21,9 +21,14 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
+from trainer import proctree
+
 logger = logging.getLogger(__name__)
+POLL_S = 0.5  # how often a wait for a reply looks at the scorer's CPU time
+WALL_STRETCH = 20.0  # a CPU-clocked wait gives up after this many times its timeout in wall time
 
 
 class ScorerProcess:
@@ -73,12 +78,15 @@ class ScorerProcess:
         proc.stdin.flush()
         return nonce
 
-    def receive(self, timeout: float, nonce: str, sha256: str | None = None) -> dict:
-        try:
-            reply = self.replies.get(timeout=timeout)
-        except queue.Empty:
+    def receive(self, timeout: float, nonce: str, sha256: str | None = None, cpu_clock: bool = True) -> dict:
+        """The reply to `nonce`. A scorer that spends more than `timeout` seconds on it is killed: CPU-seconds
+        of its process with `cpu_clock` (so a loaded machine, which stretches its wall time, does not make an
+        honest model time out), wall seconds otherwise (a GPU scorer); either way at most WALL_STRETCH times
+        `timeout` of wall time, for a scorer that hangs without using the CPU."""
+        reply = self._wait(timeout, cpu_clock)
+        if isinstance(reply, str):
             self.close()
-            return {"status": "invalid", "reason": f"scoring took longer than {timeout:.0f} s"}
+            return {"status": "invalid", "reason": f"scoring took longer than {reply}"}
         if reply is None:
             self.close()
             return {"status": "invalid", "reason": "the scorer process died while scoring this model"}
@@ -87,6 +95,24 @@ class ScorerProcess:
             self.close()
             return {"status": "invalid", "reason": f"the scorer's reply was not for this model ({problem})"}
         return reply
+
+    def _wait(self, timeout: float, cpu_clock: bool) -> dict | None | str:
+        """The next reply (None: the process ended), or what it ran past, in words."""
+        started, cpu_before = time.monotonic(), self._cpu_seconds()
+        while True:
+            try:
+                return self.replies.get(timeout=POLL_S)
+            except queue.Empty:
+                pass
+            wall = time.monotonic() - started
+            if cpu_clock and self._cpu_seconds() - cpu_before > timeout:
+                return f"{timeout:g} CPU-seconds"
+            if wall > (WALL_STRETCH if cpu_clock else 1.0) * timeout:
+                return f"{wall:.0f} s wall clock"
+
+    def _cpu_seconds(self) -> float:
+        """CPU time of the scorer process (all its threads, and any process it started)."""
+        return proctree.cpu_seconds(proctree.tree(self.proc.pid)) if self.proc is not None else 0.0
 
     def is_warm(self, profile: dict) -> bool:
         return self.proc is not None and self.proc.poll() is None and _key(profile) in self.warmed
@@ -114,7 +140,7 @@ class ScorerProcess:
             return warm
         sha256 = hashlib.sha256(Path(program).read_bytes()).hexdigest()
         nonce = self.send({"program": str(program), "profile": profile, "device": device, "threads": threads})
-        return self.receive(timeout, nonce, sha256)
+        return self.receive(timeout, nonce, sha256, cpu_clock=device == "cpu")
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
