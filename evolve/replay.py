@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import socket
 import statistics
 from datetime import datetime, timezone
@@ -93,13 +92,15 @@ def replay_device(record: dict, row: pd.Series, threads: int | None) -> tuple[st
     """cpu with the recorded thread count, or cuda when the row ran on a GPU and this machine has one."""
     import torch
 
+    from trainer.cgroup import available_cores
+
     recorded = str(row.device)
     on_cpu = recorded.startswith("cpu") or record.get("device") == "cpu"
     notes = []
     if not on_cpu and not torch.cuda.is_available():
         notes.append(f"recorded on {recorded}; this machine has no CUDA GPU, so it replays on cpu")
         on_cpu = True
-    cores = os.cpu_count() or 1
+    cores = available_cores()
     wanted = threads or (int(recorded.split(":")[1]) if recorded.startswith("cpu:") else cores)
     if wanted > cores:
         notes.append(f"recorded with {wanted} threads; this machine has {cores} cores")

@@ -31,6 +31,7 @@ from evolve.strategies import make_strategy
 from evolve.workers import TrainerWorker
 from mutators import Mutators
 from population.actor import PopulationActor
+from trainer.cgroup import available_cores
 
 EXIT_ABORTED, EXIT_INTERRUPTED = 1, 130
 ASSUMED_OVERHEAD_S = (
@@ -60,7 +61,7 @@ def start_ray(settings: Settings, cache_env: tuple[str, ...]) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # our own private Ray: no token, no warning about one
         context = ray.init(
             address="local",
-            num_cpus=os.cpu_count(),
+            num_cpus=available_cores(),  # affinity and cgroup quota: children never oversubscribe cores
             num_gpus=settings.local_gpus,
             include_dashboard=settings.dashboard,
             **common,
