@@ -24,6 +24,7 @@ from pathlib import Path
 import ray
 
 from fitness.result import RunResult
+from mutators.config import MutatorConfig
 
 CONSTANT = "BENCH_CHILD"
 _LINE = re.compile(rf"^{CONSTANT} = \d+.*$", re.MULTILINE)
@@ -92,7 +93,9 @@ class NoOpMutators:
     """What the Proposer asks of Mutators, answered instantly: the parent with BENCH_CHILD set to a new number."""
 
     llm_available = False
+    llm_paused = False
     spent_usd = 0.0
+    config = MutatorConfig(mode="offline")
 
     def __init__(self) -> None:
         self.numbers = itertools.count(1)  # next() is atomic under the GIL: the proposer's threads share it

@@ -118,13 +118,18 @@ class Orchestrator:
             self._record(task, result, {})
 
     def _park_unstarted(self) -> None:
-        """Children never started keep their LLM usage (and failed proposals' carry) in the archive: each is
-        recorded as interrupted, which the next session re-queues."""
+        """Children never started keep their LLM usage (and failed proposals' carry) in the archive: each that
+        cost LLM tokens is recorded as interrupted, which the next session re-queues (one that cost nothing is
+        re-queued anyway, as a committed genome without an evaluation)."""
         carried = self.proposer.take_unbilled()
         result = RunResult(status="interrupted", reason="the session ended before this child started")
         seed = Task(self.policy.seed_id, "", "noise", 0, "LLM usage of proposals that yielded no child", "seed")
-        for task in [*self.policy.ready] or ([seed] if carried else []):
-            task.llm, carried = add_llm(task.llm, carried), None
+        billed = [task for task in self.policy.ready if task.llm]
+        if carried:
+            target = (billed or [*self.policy.ready, seed])[0]
+            target.llm = add_llm(target.llm, carried)
+            billed = billed or [target]
+        for task in billed:
             where = dict(started="", finished="", llm=task.llm)
             ray.get(self.population.record.remote(task.genome_id, result, kind=task.kind, generation=0, **where))
         self.policy.ready.clear()

@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -58,12 +57,13 @@ class Researcher(FakeAnthropic):
         pass
 
     def cost(self, upto: int | None = None) -> float:
-        """What the first `upto` replies cost at $3/$15 per million tokens (reads 0.1x, writes 1.25x the input)."""
+        """What the first `upto` replies cost at the default model's $2/$10 per million tokens (reads 0.1x, writes
+        1.25x the input)."""
         paid = [
-            u["input_tokens"] * 3
-            + u["cache_read_input_tokens"] * 0.3
-            + u["cache_creation_input_tokens"] * 3.75
-            + 200 * 15
+            u["input_tokens"] * 2
+            + u["cache_read_input_tokens"] * 0.2
+            + u["cache_creation_input_tokens"] * 2.5
+            + 200 * 10
             for u in self.served[:upto]
         ]
         return sum(paid) / 1e6
@@ -218,48 +218,45 @@ def test_an_endpoint_down_for_a_while_keeps_every_slot_training_offline_stand_in
     assert (after.operator == "mutate").any()  # the LLM came back once the endpoint answered
 
 
-def test_the_api_key_stays_in_the_driver_and_no_ray_process_inherits_it(tmp_path, monkeypatch):
-    import ray
+_KEY_CHECK = """
+import os, sys
+from pathlib import Path
+import ray
+from evolve.cli import build_parser
+from evolve.run import CACHE_ENV, settings_from_args
+from evolve.session import start_ray
+from mutators import Mutators
 
-    from evolve.cli import build_parser
-    from evolve.run import CACHE_ENV, settings_from_args
-    from evolve.session import start_ray
-    from mutators import Mutators
-
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
-    for name, value in (("RAY_USAGE_STATS_ENABLED", "0"), ("RAY_AUTH_MODE", "disabled")):
-        monkeypatch.setenv(name, value)
-    settings = settings_from_args(
-        build_parser().parse_args(["--mutators", "llm", "--run-dir", str(tmp_path / "r"), *FAST])
-    )
-    mutators = Mutators(settings.mutators)  # as the run does: the key is read, then Ray starts
-    start_ray(settings, CACHE_ENV)
+settings = settings_from_args(build_parser().parse_args(sys.argv[1:]))
+mutators = Mutators(settings.mutators)  # as the run does: the key is read, then Ray starts
+start_ray(settings, CACHE_ENV)
+worker = ray.get(ray.remote(lambda: os.getpid()).remote())
+parents = {}
+for stat in Path("/proc").glob("[0-9]*/stat"):
     try:
-        worker = ray.get(ray.remote(lambda: os.getpid()).remote())
-        processes = _descendants(os.getpid())
-        names = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in processes}
-        assert any(b"raylet" in c for c in names.values()) and any(b"gcs_server" in c for c in names.values())
-        assert worker in processes
-        for pid in processes:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-            assert KEY.encode() not in environ and b"ANTHROPIC_" not in environ, names[pid][:80]
-    finally:
-        ray.shutdown()
-    assert mutators.llm_available and "ANTHROPIC_API_KEY" not in os.environ
+        parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        continue
+found, frontier = set(), {os.getpid()}
+while frontier:
+    frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+    found |= frontier
+names = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in found}
+assert any(b"raylet" in c for c in names.values()) and any(b"gcs_server" in c for c in names.values())
+assert worker in found
+leaks = [names[pid][:80] for pid in found if b"ANTHROPIC_" in Path(f"/proc/{pid}/environ").read_bytes()]
+ray.shutdown()
+assert mutators.llm_available and "ANTHROPIC_API_KEY" not in os.environ
+print("leaks:", leaks)
+"""
 
 
-def _descendants(root: int) -> set[int]:
-    """Every live process below `root`, from /proc's parent links."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
+def test_the_api_key_stays_in_the_driver_and_no_ray_process_inherits_it(tmp_path):
+    # A fresh process, as the run is: the suite's own Ray (one per session) must not be the one looked at.
+    env = {**os.environ, "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
+    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", PYTHONPATH=str(REPO))
+    args = ["--mutators", "llm", "--run-dir", str(tmp_path / "r"), *FAST]
+    proc = subprocess.run([sys.executable, "-c", _KEY_CHECK, *args], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=TIMEOUT)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "leaks: []", proc.stdout
