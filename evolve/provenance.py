@@ -37,6 +37,7 @@ def environment(profile: Profile) -> dict:
         "cuda": gpu["cuda"],
         "gpu": gpu["name"],
         "gpu_count": gpu["count"],
+        "gpu_memory_gib": gpu["memory_gib"],
         "cpu": _cpu_model(),
         "cores": os.cpu_count() or 0,
         "hostname": socket.gethostname(),
@@ -120,6 +121,7 @@ def _gpu() -> dict:
         "cuda": torch.version.cuda,
         "name": torch.cuda.get_device_name(0) if available else None,
         "count": torch.cuda.device_count() if available else 0,
+        "memory_gib": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1) if available else None,
     }
 
 

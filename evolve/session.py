@@ -31,6 +31,7 @@ from evolve.strategies import make_strategy
 from evolve.workers import TrainerWorker
 from mutators import Mutators
 from population.actor import PopulationActor
+from trainer import TrainerConfig
 from trainer.cgroup import available_cores
 
 EXIT_ABORTED, EXIT_INTERRUPTED = 1, 130
@@ -129,7 +130,7 @@ class Session:
             rng_seed=s.seed,
             start_index=summary["genomes"],
             budget_seconds=s.profile.budget_seconds,
-            machine=f"{s.device} ({'one GPU' if unit == 'GPU' else f'{threads} cores'} per child, {count} at once)",
+            machine=machine_text(s.device, unit, threads, count, None),
             log_dir=s.run_dir / "llm",
         )
         limits = Limits(
@@ -145,6 +146,9 @@ class Session:
 
         def on_ready(info: dict) -> None:
             record_worker(s.run_dir, session, info, sys.argv)
+            if unit == "GPU":  # what a child may hold is the GPU's memory, which only a worker can see
+                gib = info["environment"].get("gpu_memory_gib")
+                proposer.machine = machine_text(s.device, unit, threads, count, gib)
             progress.note(
                 f"trainer worker ready on {info['node']} (data and tokenizer: {info['prepare_seconds']:.0f} s)"
             )
@@ -219,6 +223,15 @@ class Session:
         for line in lines:
             progress.note(line)
         ray.get(population.close.remote())
+
+
+def machine_text(device: str, unit: str, threads: int, count: int, gpu_memory_gib: float | None) -> str:
+    """What the LLM is told a child runs on, with the memory it may use (on a CPU, the trainer's cap)."""
+    if unit == "GPU":
+        memory = f", {gpu_memory_gib:g} GiB of GPU memory each" if gpu_memory_gib else ""
+        return f"{device} (one GPU per child, {count} at once{memory})"
+    cap = TrainerConfig().memory_mb / 1024
+    return f"{device} ({threads} cores per child, {count} at once, {cap:g} GiB of memory each)"
 
 
 def plural(n: int, noun: str) -> str:

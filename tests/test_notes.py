@@ -57,3 +57,12 @@ def test_inspirations_are_the_best_confirmed_then_a_diverse_one_never_the_parent
     picked = notes.pick_inspirations(table, {"seed", "a"}, random.Random(0))
     assert picked[0].genome_id == "b" and len(picked) == 2
     assert picked[1].genome_id in {"c", "e"}
+
+
+def test_the_machine_the_llm_is_told_of_names_the_memory_a_child_may_use():
+    from evolve.session import machine_text
+
+    assert machine_text("cpu", "slot", 2, 1, None) == "cpu (2 cores per child, 1 at once, 16 GiB of memory each)"
+    gpu = machine_text("cuda", "GPU", 1, 8, 79.6)
+    assert gpu == "cuda (one GPU per child, 8 at once, 79.6 GiB of GPU memory each)"
+    assert "16 GiB of memory" in notes.budget_text(60, machine_text("cpu", "slot", 2, 1, None), None)
