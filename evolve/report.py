@@ -47,7 +47,7 @@ def summarize(pop: Population, frame: pd.DataFrame, stats: dict[str, GenomeStats
         ("GPU-hours", f"{frame.total_seconds[on_gpu].sum() / 3600:.3f}"),
         ("CPU child-hours", f"{frame.total_seconds[~on_gpu].sum() / 3600:.3f}"),
         ("LLM tokens", f"{int(frame.llm_input_tokens.sum()):,} in, {int(frame.llm_output_tokens.sum()):,} out"),
-        ("LLM cost", f"${frame.llm_cost_usd.sum():.2f}"),
+        ("LLM cost", cost_text(frame)),
         *_llm_by_operator(frame),
     ]
     return Summary(tuple(rows), best, seed)
@@ -59,8 +59,20 @@ def _llm_by_operator(frame) -> list[tuple[str, str]]:
     rows = []
     for operator, part in frame[frame.llm_input_tokens > 0].groupby("operator"):
         outcomes = ", ".join(f"{n} {status}" for status, n in part.status.value_counts().items())
-        rows.append((f"  {operator}", f"${part.llm_cost_usd.sum():.2f} on {len(part)} evaluations ({outcomes})"))
+        rows.append((f"  {operator}", f"{cost_text(part)} on {len(part)} evaluations ({outcomes})"))
     return rows
+
+
+def cost_text(frame: pd.DataFrame) -> str:
+    """The LLM spend of these rows: tokens of a model with no known price are recorded at $0, so they are
+    shown as unknown rather than free."""
+    unpriced = frame[(frame.llm_input_tokens > 0) & (frame.llm_cost_usd == 0)]
+    priced = f"${frame.llm_cost_usd.sum():.2f}"
+    if unpriced.empty:
+        return priced
+    models = ", ".join(sorted(set(unpriced.llm_model) - {""})) or "its model"
+    unknown = f"unknown for {len(unpriced)} evaluations (no price for {models}; see --price)"
+    return f"{priced} + {unknown}" if frame.llm_cost_usd.sum() > 0 else unknown
 
 
 def summary_text(summary: Summary) -> str:

@@ -195,3 +195,18 @@ def _click(browser: Browser, selector: str, index: int) -> None:
     )
     assert browser.evaluate(f"document.elementFromPoint({x}, {y}).closest('{selector}') !== null"), selector
     browser.click(x, y)
+
+
+def test_llm_tokens_without_a_price_are_shown_as_unknown_spend_not_free():
+    import pandas as pd
+
+    from evolve.report import cost_text
+
+    def rows(*usage):
+        columns = ["llm_input_tokens", "llm_cost_usd", "llm_model"]
+        return pd.DataFrame(list(usage), columns=columns)
+
+    assert cost_text(rows((0, 0.0, ""), (900, 0.25, "claude-sonnet-5-5"))) == "$0.25"
+    unpriced = "unknown for 1 evaluations (no price for claude-mythos-5-2; see --price)"
+    assert cost_text(rows((800, 0.0, "claude-mythos-5-2"), (0, 0.0, ""))) == unpriced
+    assert cost_text(rows((800, 0.0, "claude-mythos-5-2"), (900, 0.25, "claude-sonnet-5-5"))) == "$0.25 + " + unpriced
