@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 from genomes import NON_CAUSAL, bigram
 
-from experiments.profiles import load
 from fitness import data
-from fitness.result import RunResult
 from trainer import ScorerProcess, TrainerConfig, run, supervise
 
 CONFIG = TrainerConfig(threads=2)
@@ -177,34 +172,3 @@ def test_token_budget_ends_the_batch_stream_and_drives_progress(tiny_profile, sc
     assert result.tokens == 5 * 1024 and result.num_steps == 5
     printed = [float(line.split()[1]) for line in result.log_tail.splitlines() if line.startswith("progress ")]
     assert printed == [round(k * 1024 / 5_000, 4) for k in range(1, 5)] + [1.0]
-
-
-def smoke_seed(seed_source: str, scorer: ScorerProcess) -> RunResult:
-    """The seed on the smoke profile, seed 0. The scorer is not the child: a busy machine may slow it past
-    its usual wait, which is not what this measures (so it may take up to ten minutes)."""
-    profile = dataclasses.replace(load("smoke"), startup_allowance_s=600.0)
-    threads = len(os.sched_getaffinity(0))
-    return run(seed_source, profile, seed=0, config=TrainerConfig(threads=threads, memory_mb=4096), scorer=scorer)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)  # on a machine loaded besides the hogs, the scorer takes its time
-def test_cpu_hogs_on_every_core_change_neither_the_steps_nor_the_score_of_the_seed(seed_source, scorer):
-    """A CPU child's budget is its CPU time (its cgroup's, over its threads): load stretches the wall time
-    it takes, not the training it does."""
-    quiet = smoke_seed(seed_source, scorer)
-    assert quiet.status == "ok", quiet.reason
-    with_hogs = _with_hogs(seed_source, scorer)
-    assert with_hogs.status == "ok", with_hogs.reason
-    assert with_hogs.num_steps >= 0.8 * quiet.num_steps, (with_hogs.num_steps, quiet.num_steps)
-    assert abs(with_hogs.val_bpb - quiet.val_bpb) <= 0.05, (with_hogs.val_bpb, quiet.val_bpb)
-
-
-def _with_hogs(seed_source: str, scorer: ScorerProcess) -> RunResult:
-    started = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in os.sched_getaffinity(0)]
-    try:
-        return smoke_seed(seed_source, scorer)
-    finally:
-        for hog in started:
-            hog.kill()
-            hog.wait()
