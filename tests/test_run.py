@@ -126,12 +126,7 @@ def two_node_cluster(tmp_path):
             return status.stdout.count("node_") >= count
 
         wait_for(lambda: up(1), 300, "the head node", head, tmp_path / "head.log")
-        worker = subprocess.Popen(
-            ["ray", "start", f"--address={address}", *common, *_node_ports()],
-            env=env, start_new_session=True, stdout=open(tmp_path / "worker.log", "w"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        nodes.append(worker)
-        wait_for(lambda: up(2), 300, "the second node", worker, tmp_path / "worker.log")
+        nodes.append(_join_worker(address, common, env, tmp_path, up))
         yield address
     finally:
         for node in reversed(nodes):
@@ -142,6 +137,25 @@ def two_node_cluster(tmp_path):
                 pass
             reap(node)
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _join_worker(address: str, common: list[str], env: dict, tmp_path, up) -> subprocess.Popen:
+    """`ray start --address` for the second node. Ray gives a new raylet a fixed 30 s to register with the
+    GCS (not configurable in Ray 2.60) and `ray start` exits when it misses that on a loaded machine; a node
+    that failed to join is reaped and started again, as an operator would, at most three times."""
+    for attempt in range(3):
+        log = tmp_path / f"worker{attempt}.log"
+        worker = subprocess.Popen(
+            ["ray", "start", f"--address={address}", *common, *_node_ports()],
+            env=env, start_new_session=True, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: up(2), 300, "the second node", worker, log)
+            return worker
+        except AssertionError:
+            reap(worker)
+            last = log.read_text()[-2000:]
+    raise AssertionError(f"the second node failed to join three times; the last attempt said:\n{last}")
 
 
 def test_run_on_a_two_node_cluster(tmp_path, two_node_cluster):
