@@ -132,8 +132,9 @@ def run_session(gpus: int, args: argparse.Namespace, work: Path) -> dict:
     """One run on a fresh local Ray, through the phases; what the spans say about it."""
     import ray
 
-    from evolve.run import PROGRAM, SEED_GENOME, Settings, open_run_dir
+    from evolve.run import open_run_dir
     from evolve.session import Session
+    from evolve.settings import PROGRAM, SEED_GENOME, Settings
     from experiments import profiles
     from mutators import MutatorConfig
     from population import PopulationConfig

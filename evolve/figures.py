@@ -16,7 +16,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from evolve.lineage_view import LineageView, changes, score
+from evolve.lineage import LineageView, changes, score
 from population.export import best_history
 from population.messages import PopulationConfig
 

@@ -27,11 +27,18 @@ import ray
 from evolve import notes
 from mutators import Context, LLMUsage, Mutators, ParentInfo, Proposal
 from mutators.context import fence
+from mutators.merge import MergeError
 from mutators.prompting import unified_diff
 from population import InvalidGenome
 from population.messages import Genome
 
 log = logging.getLogger(__name__)
+
+# What can fail one proposal without anything being wrong with the run: a call to the population actor
+# (RayError: the actor refused or raised), the disk (a transcript, git merge-file's temp files: OSError),
+# a merge git could not run (MergeError), a reply or source our checks refuse (ValueError: EditError,
+# InvalidGenome). Anything else is a bug in our code and stops the run with its traceback.
+PROPOSAL_FAILURES = (ray.exceptions.RayError, OSError, MergeError, ValueError)
 
 LINEAGE_LINES = 12  # ancestor steps shown to the LLM
 MAX_DIFF_CHARS = 3000  # an inspiration's diff against the seed, cut beyond this
@@ -152,7 +159,7 @@ class Proposer:
             infos = [self._info(p) for p in parents]
             proposal = self.mutators.propose(op, infos, ancestor, context, rng, self._is_duplicate)
             return self._commit(proposal, generation, tuple(p.id for p in parents), rng.getrandbits(32))
-        except Exception as e:  # a bug in one proposal must not stop the run: it is logged and counted
+        except PROPOSAL_FAILURES as e:  # one proposal's failure is counted (its run goes on); a bug is not caught
             log.exception("proposal %s failed", op)
             return Failure(op, "error", f"{type(e).__name__}: {e}", tuple(p.id for p in parents))
 
@@ -162,7 +169,7 @@ class Proposer:
             context = self._context([child], rng)
             proposal = self.mutators.repair(self._info(child), error_tail, context, self._is_duplicate)
             return self._commit(proposal, generation, (child.id,), rng.getrandbits(32))
-        except Exception as e:  # as in _propose
+        except PROPOSAL_FAILURES as e:  # as in _propose
             log.exception("repair of %s failed", child.short_id)
             return Failure("repair", "error", f"{type(e).__name__}: {e}", (child.id,))
 

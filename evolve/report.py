@@ -99,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
 def _draw(pop: Population, frame: pd.DataFrame, stats, summary: Summary, lineage_id: str, out: Path) -> str:
     """progress.png and lineage.png into `out`; returns the HTML page that embeds them."""
     from evolve import figures
-    from evolve.lineage_view import lineage_view
+    from evolve.lineage import lineage_view
     from evolve.report_html import render
 
     view = lineage_view(pop, lineage_id, stats)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evolve.lineage_view import LineageView, label, tree
+from evolve.lineage import LineageView, label, tree
 from evolve.runview import GenomeStats, fmt_bpb
 from population import Population
 from population.lineage import unified_diff

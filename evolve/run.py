@@ -18,72 +18,18 @@ import json
 import logging
 import math
 import signal
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from evolve.cli import UsageError, profile_arg, read_genome
+from evolve.settings import CACHE_ENV, DEFAULT_POPULATION, PROGRAM, RUN_JSON, SEED_GENOME, Settings
 from fitness.interface import check_genome
 from fitness.profile import Profile
 from mutators import MutatorConfig, MutatorConfigError, Mutators
 from population import PopulationConfig, RunDirError
-from trainer.spawn import clock_name
+from population.rundir import write_atomic
 
 log = logging.getLogger(__name__)
-
-REPO = Path(__file__).resolve().parents[1]
-SEED_GENOME = REPO / "trainer" / "seeds" / "train.py"
-PROGRAM = REPO / "experiments" / "program.md"
-RUN_JSON = "run.json"
-SESSIONS = "sessions.jsonl"
-DEFAULT_POPULATION = 16
-CACHE_ENV = ("EVOLVE_CACHE", "EVOLVE_CLIMBMIX_URL")  # passed on to trainer workers when set here
-
-
-@dataclass(frozen=True)
-class Settings:
-    run_dir: Path
-    profile: Profile
-    population: PopulationConfig
-    generations: int
-    mutators: MutatorConfig
-    seed_path: str
-    seed_source: str
-    program: str
-    noise_repeats: int
-    address: str | None
-    local_gpus: int | None
-    cpus_per_child: int | None
-    workers: int | None
-    lookahead: int | None
-    max_hours: float
-    max_llm_cost: float
-    repeat_share: float
-    seed: int
-    strategy: str = "evolve"  # evolve.strategies.STRATEGIES
-    dashboard: bool = False  # Ray's dashboard with the local Ray
-
-    @property
-    def device(self) -> str:
-        return "cuda" if self.profile.name == "h100" else "cpu"
-
-    def record(self) -> dict:
-        """run.json: fixed when the run is created (the environment is added by the first worker)."""
-        return {
-            "format": 1,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "profile": self.profile.to_dict(),
-            "population": dataclasses.asdict(self.population),
-            "generations": self.generations,  # a total; a resumed run updates it to the one it was given
-            "mutators": self.mutators.mode,
-            "model": self.mutators.model,
-            "llm": self.mutators.resolved(),
-            "seed_genome": self.seed_path,
-            "noise_repeats": self.noise_repeats,
-            "device": self.device,
-            "strategy": self.strategy,
-            "clock": clock_name(self.device),  # what a child's budget counts: CPU-seconds over its threads, or wall
-        }
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -210,8 +156,6 @@ def open_run_dir(settings: Settings) -> float:
             spent = population.summary()["llm_cost_usd"]
     except RunDirError as e:
         raise UsageError(str(e)) from None
-    from population.rundir import write_atomic
-
     path = settings.run_dir / RUN_JSON
     if fresh:
         write_atomic(path, json.dumps(settings.record(), indent=1) + "\n")
@@ -220,20 +164,6 @@ def open_run_dir(settings: Settings) -> float:
             path, json.dumps({**json.loads(path.read_text()), "generations": settings.generations}, indent=1) + "\n"
         )
     return spent
-
-
-def record_worker(run_dir: Path, session: str, info: dict, argv: list[str]) -> None:
-    """A worker is ready: add it to sessions.jsonl; the first worker's environment completes run.json."""
-    from population.rundir import write_atomic
-
-    path = run_dir / RUN_JSON
-    recorded = json.loads(path.read_text())
-    if "environment" not in recorded:
-        recorded["environment"] = info["environment"]
-        write_atomic(path, json.dumps(recorded, indent=1) + "\n")
-    line = {"session": session, "argv": argv, "worker": info}
-    with open(run_dir / SESSIONS, "a") as f:
-        f.write(json.dumps(line) + "\n")
 
 
 def _raise_interrupt(signum, frame) -> None:

@@ -26,7 +26,7 @@ from evolve.policy import Limits, RunAborted
 from evolve.pool import WorkerPool
 from evolve.progress import Progress, best_text, duration
 from evolve.proposals import Proposer
-from evolve.run import Settings, record_worker
+from evolve.settings import Settings, record_worker
 from evolve.strategies import make_strategy
 from evolve.workers import TrainerWorker
 from mutators import Mutators

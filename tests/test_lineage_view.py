@@ -9,7 +9,7 @@ from PIL import Image
 from smoke_run import evolve
 
 from evolve import figures
-from evolve.lineage_view import lineage_view
+from evolve.lineage import lineage_view
 from population import Population
 
 # The session's smoke run (tests/conftest.py) is built by whichever test asks first: ~1.5 min, more on a

@@ -12,7 +12,7 @@ from PIL import Image
 from smoke_run import evolve
 
 from evolve import figures
-from evolve.lineage_view import lineage_view
+from evolve.lineage import lineage_view
 from population import Population
 from population.export import best_history
 from population.lineage import unified_diff

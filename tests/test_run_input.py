@@ -127,3 +127,23 @@ def test_run_json_records_which_clock_budgets_count(smoke_run_dir):
     import json
 
     assert json.loads((smoke_run_dir / "run.json").read_text())["clock"] == "cpu"  # CPU-seconds over threads
+
+
+def test_run_json_records_every_setting_as_resolved(tmp_path):
+    import dataclasses
+    import hashlib
+
+    from evolve.cli import build_parser
+    from evolve.run import open_run_dir, settings_from_args
+    from evolve.settings import Settings
+
+    run_dir = tmp_path / "run"
+    args = ["--profile", "smoke", "--run-dir", str(run_dir), "--max-llm-cost", "3", "--repeat-share", "0.25"]
+    settings = settings_from_args(build_parser().parse_args(args))
+    open_run_dir(settings)
+    recorded = json.loads((run_dir / "run.json").read_text())["settings"]
+    nested = {"profile", "population", "mutators", "seed_source", "program"}  # own keys, or by sha256
+    assert set(recorded) >= {f.name for f in dataclasses.fields(Settings)} - nested
+    assert recorded["max_llm_cost"] == 3 and recorded["repeat_share"] == 0.25
+    assert recorded["max_hours"] is None  # no limit
+    assert recorded["program_sha256"] == hashlib.sha256(settings.program.encode()).hexdigest()
