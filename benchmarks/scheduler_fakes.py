@@ -23,6 +23,7 @@ from pathlib import Path
 
 import ray
 
+from evolve.messages import Trained, Where, WorkerReady
 from fitness.result import RunResult
 from mutators.config import MutatorConfig
 
@@ -45,19 +46,19 @@ class HoldWorker:
         self.worker = f"{context.get_actor_id()[:8]}:{os.getpid()}"
         self.spans = Path(self.spans_dir) / f"{os.getpid()}.jsonl"
 
-    def prepare(self) -> dict:
+    def prepare(self) -> WorkerReady:
         gpus = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
-        return dict(
+        return WorkerReady(
             node=self.node,
             worker=self.worker,
             pid=os.getpid(),
-            gpus=list(gpus),
+            gpus=tuple(str(g) for g in gpus),
             cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
             prepare_seconds=0.0,
             environment={"benchmark": "scheduler (no training)"},
         )
 
-    def train(self, source: str, seed: int) -> dict:
+    def train(self, source: str, seed: int) -> Trained:
         started, iso = time.time(), _now_iso()
         hold = self._hold()
         time.sleep(hold)
@@ -69,7 +70,7 @@ class HoldWorker:
             "ok", val_bpb=val_bpb, test_bpb=val_bpb, training_seconds=hold, total_seconds=finished - started,
             seed=seed, profile=self.profile, budget_seconds=hold, device="simulated",
         )  # fmt: skip
-        return dict(result=result.to_dict(), node=self.node, worker=self.worker, started=iso, finished=_now_iso())
+        return Trained(result, Where(node=self.node, worker=self.worker, started=iso, finished=_now_iso()))
 
     def _hold(self) -> float:
         try:

@@ -140,7 +140,7 @@ def run_line(run_dir) -> str:
     except UsageError as e:
         return f"{str(run_dir):<34} {state:<11} damaged: {e}"[:160]
     target = _target(record)
-    children = f"{summary['children']}" + (f"/{target}" if target else "")
+    children = f"{summary.children}" + (f"/{target}" if target else "")
     profile = (record.get("profile") or {}).get("name", "?")
     size = f"{_size_bytes(run_dir) / 2**20:.1f} MB"
     return f"{str(run_dir):<34} {state:<11} {profile:<8} {children:>10} {size:>9}  {best_text(summary)}"

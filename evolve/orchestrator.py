@@ -14,6 +14,7 @@ import time
 
 import ray
 
+from evolve.messages import Where
 from evolve.policy import Limits, Policy, RunAborted, Task
 from evolve.pool import StartFailed, WorkerPool
 from evolve.progress import Progress
@@ -23,6 +24,7 @@ from fitness.result import RunResult
 from population.messages import Fitness, Genome
 
 log = logging.getLogger(__name__)
+NOWHERE = Where()  # an evaluation that never reached a worker
 
 __all__ = ["Limits", "Orchestrator", "RunAborted"]
 
@@ -63,9 +65,9 @@ class Orchestrator:
         self.progress = progress
         self.board = ActorBoard(population)
         summary = ray.get(population.summary.remote())
-        self.llm_cost_before = summary["llm_cost_usd"]  # recorded by earlier sessions
+        self.llm_cost_before = summary.llm_cost_usd  # recorded by earlier sessions
         self.policy = Policy(
-            limits, strategy, self.board, len(pool.workers), children_done=summary["children"], now=time.monotonic()
+            limits, strategy, self.board, len(pool.workers), children_done=summary.children, now=time.monotonic()
         )
 
     def run(self) -> str:
@@ -115,7 +117,7 @@ class Orchestrator:
         """Stop every trainer now and record what was in flight as interrupted (re-queued on resume)."""
         self.pool.kill_all()
         for task, result in self.policy.interrupt(time.monotonic(), reason):
-            self._record(task, result, {})
+            self._record(task, result)
 
     def _park_unstarted(self) -> None:
         """Children never started keep their LLM usage (and failed proposals' carry) in the archive: each that
@@ -175,15 +177,12 @@ class Orchestrator:
             if result is None:
                 self.progress.note(f"trainer worker {index} died ({why[:120]}); re-queued {task.genome_id[:7]}")
             else:
-                self._record(task, result, {})
+                self._record(task, result)
             self._restart(index)
             return
         task = self.policy.release(index, time.monotonic())
-        if "error" in reply:  # our code raised in the worker: the child's result is a crash
-            result = RunResult(status="crash", reason=reply["error"])
-        else:
-            result = RunResult.from_dict(reply["result"])
-        if self._record(task, result, reply) and result.log_tail:
+        result = reply.result  # a crash where our code raised in the worker
+        if self._record(task, result, reply.where) and result.log_tail:
             genome = self.board.genome(task.genome_id)
             self.proposer.start_repair(genome, result.log_tail, self.policy.generation())
 
@@ -194,7 +193,7 @@ class Orchestrator:
         self.progress.note(f"trainer worker {index} died 3 times in a row; retiring it")
         self.pool.retire(index)
 
-    def _record(self, task: Task, result: RunResult, where: dict) -> bool:
+    def _record(self, task: Task, result: RunResult, where: Where = NOWHERE) -> bool:
         """Record one evaluation; True when the policy would take a repair of it."""
         generation = 0 if task.kind == "noise" else self.policy.generation()
         ray.get(
@@ -203,10 +202,10 @@ class Orchestrator:
                 result,
                 kind=task.kind,
                 generation=generation,
-                node=where.get("node", ""),
-                worker=where.get("worker", ""),
-                started=where.get("started", ""),
-                finished=where.get("finished", ""),
+                node=where.node,
+                worker=where.worker,
+                started=where.started,
+                finished=where.finished,
                 llm=task.llm,
             )
         )

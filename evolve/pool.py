@@ -11,6 +11,9 @@ from collections.abc import Callable
 
 import ray
 
+from evolve.messages import Trained, Where, WorkerReady
+from fitness.result import RunResult
+
 WORKER_DIED = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError)
 
 
@@ -22,7 +25,7 @@ class WorkerPool:
     def __init__(self, workers: list, on_ready: Callable[[dict], None] | None = None) -> None:
         self.workers = workers
         self.on_ready = on_ready  # called with each worker's prepare() reply
-        self.nodes: list[dict] = []
+        self.nodes: list[WorkerReady] = []
         self.starting: dict[ray.ObjectRef, int] = {}
         self.training: dict[ray.ObjectRef, int] = {}  # in-flight train calls, by slot
 
@@ -57,7 +60,7 @@ class WorkerPool:
             self.on_ready(info)
         return index, None
 
-    def trained(self, ref: ray.ObjectRef) -> tuple[int, dict | None, str]:
+    def trained(self, ref: ray.ObjectRef) -> tuple[int, Trained | None, str]:
         """(slot, reply, "") for a finished call, or (slot, None, why) when the worker died under it.
         An error of our code in the worker comes back as a reply with a crash result."""
         index = self.training.pop(ref)
@@ -66,7 +69,7 @@ class WorkerPool:
         except WORKER_DIED as e:
             return index, None, one_line(e)
         except ray.exceptions.RayTaskError as e:
-            return index, {"error": f"trainer error: {one_line(e)}"}, ""
+            return index, Trained(RunResult(status="crash", reason=f"trainer error: {one_line(e)}"), Where()), ""
 
     def kill_all(self) -> None:
         for worker in self.workers:

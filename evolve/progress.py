@@ -58,7 +58,7 @@ class Progress:
 
     def status_line(self, status: dict) -> str:
         summary = ray.get(self.population.summary.remote())
-        self._tell_noise(summary["sigma"])
+        self._tell_noise(summary.sigma)
         parts = [
             f"children {status['children_done']}/{status['target']} done, {status['running']} running, "
             f"{status['queued']} queued ({status['generation']})",

@@ -34,7 +34,7 @@ def summarize(pop: Population, frame: pd.DataFrame, stats: dict[str, GenomeStats
     gap = stats[best].val_bpb - stats[seed].val_bpb if best in stats and seed in stats else math.nan
     on_gpu = ~frame.device.str.startswith("cpu") & (frame.device != "")
     rows = [
-        ("genomes", f"{len(stats)} evaluated ({pop.summary()['genomes']} committed)"),
+        ("genomes", f"{len(stats)} evaluated ({pop.summary().genomes} committed)"),
         ("evaluations", _by_kind(frame)),
         ("children", str(len(children))),
         ("failed children", _rate(int(failed.sum()), len(children))),

@@ -153,7 +153,7 @@ def open_run_dir(settings: Settings) -> float:
     fresh = not (settings.run_dir / RUN_JSON).exists()
     try:
         with Population.open(settings.run_dir, settings.seed_source, settings.population) as population:
-            spent = population.summary()["llm_cost_usd"]
+            spent = population.summary().llm_cost_usd
     except RunDirError as e:
         raise UsageError(str(e)) from None
     path = settings.run_dir / RUN_JSON

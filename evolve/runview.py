@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from evolve.cli import UsageError
-from population import Genome, GenomeIdError, Population, PopulationConfig, RunDirError
+from population import Genome, GenomeIdError, Population, PopulationConfig, RunDirError, RunSummary
 from population.rundir import MARKER
 
 RUN_JSON = "run.json"
@@ -153,13 +153,13 @@ def fmt_delta(value: float, sigma: float | None = None) -> str:
     return text + (f" ({value / sigma:+.1f}σ)" if sigma else "")
 
 
-def best_text(summary: dict) -> str:
+def best_text(summary: RunSummary) -> str:
     """'best 2.7012 (1a2b3c4, -3.1σ vs seed 2.7300)', from Population.summary()."""
-    best, seed, sigma = summary["best_val_bpb"], summary["seed_val_bpb"], summary["sigma"]
+    best, seed, sigma = summary.best_val_bpb, summary.seed_val_bpb, summary.sigma
     if best is None:
         return "best: none yet"
-    text = f"best {best:.4f} ({summary['best_id'][:7]}"
-    if seed is not None and summary["best_id"] != summary["seed_id"]:
+    text = f"best {best:.4f} ({summary.best_id[:7]}"
+    if seed is not None and summary.best_id != summary.seed_id:
         margin = f"{(best - seed) / sigma:+.1f}σ" if sigma else f"{best - seed:+.4f}"
         text += f", {margin} vs seed {seed:.4f}"
     return text + ")"

@@ -21,6 +21,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from evolve.cli import UsageError
+from evolve.messages import WorkerReady
 from evolve.orchestrator import Orchestrator
 from evolve.policy import Limits, RunAborted
 from evolve.pool import WorkerPool
@@ -114,10 +115,10 @@ class Session:
         target = s.generations * s.population.population_size
         self._announce(progress, population, count, summary)
         progress.note(
-            f"{'resuming' if summary['evaluations'] else 'starting'} run: profile {s.profile.name} "
+            f"{'resuming' if summary.evaluations else 'starting'} run: profile {s.profile.name} "
             f"({s.profile.budget_seconds:g} s per child), {plural(count, 'trainer worker')}, one per {unit} "
             f"({plural(threads, 'thread')} each), population {s.population.population_size}, "
-            f"{plural(s.generations, 'generation')} = {target} children ({summary['children']} done), "
+            f"{plural(s.generations, 'generation')} = {target} children ({summary.children} done), "
             f"mutators: {mutators_text(self.mutators)}, strategy {s.strategy}"
         )
         seed = ray.get(population.seed.remote())
@@ -128,7 +129,7 @@ class Session:
             profile=s.profile.name,
             seed_genome=seed,
             rng_seed=s.seed,
-            start_index=summary["genomes"],
+            start_index=summary.genomes,
             budget_seconds=s.profile.budget_seconds,
             machine=machine_text(s.device, unit, threads, count, None),
             log_dir=s.run_dir / "llm",
@@ -144,14 +145,12 @@ class Session:
         )
         session = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
-        def on_ready(info: dict) -> None:
-            record_worker(s.run_dir, session, info, sys.argv)
+        def on_ready(info: WorkerReady) -> None:
+            record_worker(s.run_dir, session, info.record(), sys.argv)
             if unit == "GPU":  # what a child may hold is the GPU's memory, which only a worker can see
-                gib = info["environment"].get("gpu_memory_gib")
+                gib = info.environment.get("gpu_memory_gib")
                 proposer.machine = machine_text(s.device, unit, threads, count, gib)
-            progress.note(
-                f"trainer worker ready on {info['node']} (data and tokenizer: {info['prepare_seconds']:.0f} s)"
-            )
+            progress.note(f"trainer worker ready on {info.node} (data and tokenizer: {info.prepare_seconds:.0f} s)")
 
         pool = WorkerPool(workers, on_ready=on_ready)
         strategy = make_strategy(s.strategy, seed.id, count)
@@ -177,7 +176,7 @@ class Session:
         frame = ray.get(population.archive.remote())
         measured = frame[frame.status == "ok"]
         overhead = float((measured.total_seconds - measured.training_seconds).mean()) if len(measured) else None
-        children = s.generations * s.population.population_size - summary["children"]
+        children = s.generations * s.population.population_size - summary.children
         noise = max(0, s.noise_repeats - int((frame.kind == "noise").sum())) if len(frame) else s.noise_repeats
         eta = planned_seconds(children + noise, s.profile.budget_seconds, overhead, slots)
         progress.note(
@@ -202,8 +201,8 @@ class Session:
         ray.get(population.export_results_tsv.remote(str(run_dir / "results.tsv")))
         summary = ray.get(population.summary.remote())
         best = ray.get(population.best.remote())
-        by_status = ", ".join(f"{status} {n}" for status, n in summary["by_status"].items())
-        lines = [f"run directory: {run_dir}", f"evaluations: {summary['evaluations']} ({by_status})"]
+        by_status = ", ".join(f"{status} {n}" for status, n in summary.by_status.items())
+        lines = [f"run directory: {run_dir}", f"evaluations: {summary.evaluations} ({by_status})"]
         if best is not None:
             frame = ray.get(population.archive.remote())
             mine = frame[(frame.genome_id == best.id) & (frame.status == "ok")]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import ray
 
+from evolve.messages import Trained, Where, WorkerReady
 from fitness import data
 from fitness.profile import Profile
 from trainer import Standby, TrainerConfig, scorer_process
@@ -44,7 +45,7 @@ class TrainerWorker:
         self.worker = f"{context.get_actor_id()[:8]}:{os.getpid()}"
         self.children = 0
 
-    def prepare(self) -> dict:
+    def prepare(self) -> WorkerReady:
         """Build (or find) this node's dataset, tokenizer and token caches; returns where this worker is."""
         started = time.perf_counter()
         p = self.profile
@@ -53,17 +54,17 @@ class TrainerWorker:
         gpus = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
         from evolve import provenance
 
-        return dict(
+        return WorkerReady(
             node=self.node,
             worker=self.worker,
             pid=os.getpid(),
-            gpus=list(gpus),
+            gpus=tuple(str(g) for g in gpus),
             cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
             prepare_seconds=time.perf_counter() - started,
             environment=provenance.environment(self.profile),
         )
 
-    def train(self, source: str, seed: int) -> dict:
+    def train(self, source: str, seed: int) -> Trained:
         """Train and score one genome; a crash of the genome is a result, never an exception here."""
         started = now_iso()
         result = train_one(
@@ -77,7 +78,7 @@ class TrainerWorker:
             log_path=self._log_path(source, seed, started),
         )
         self.children += 1
-        return dict(result=result.to_dict(), node=self.node, worker=self.worker, started=started, finished=now_iso())
+        return Trained(result, Where(node=self.node, worker=self.worker, started=started, finished=now_iso()))
 
     def _log_path(self, source: str, seed: int, started: str) -> Path | None:
         """Into the run directory's logs/, where the run directory is on this node (a local run); else not kept."""

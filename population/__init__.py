@@ -17,12 +17,12 @@ it takes the same constructor arguments: run_dir: str, seed_source, config):
     pop.archive() -> DataFrame       pop.fitness(id) -> Fitness      pop.noise_sigma() -> float | None
     pop.select_parents(k, rng) -> list[Genome]     pop.survivors() -> list[Genome]     pop.best() -> Genome | None
     pop.repeat_candidates(n) -> list[str]          pop.lineage(id) -> Lineage      pop.merge_base(a, b)
-    pop.export_results_tsv(path) -> Path           pop.summary() -> dict           pop.close() / with-block
+    pop.export_results_tsv(path) -> Path           pop.summary() -> RunSummary     pop.close() / with-block
 """
 
 from population.errors import AmbiguousGenome, GenomeIdError, InvalidGenome, RunDirError, UnknownGenome
 from population.lineage import Lineage, LineageStep
-from population.messages import Fitness, Genome, ImportedGenome, PopulationConfig
+from population.messages import Fitness, Genome, ImportedGenome, PopulationConfig, RunSummary
 from population.population import Population
 
 __all__ = [
@@ -37,5 +37,6 @@ __all__ = [
     "Population",
     "PopulationConfig",
     "RunDirError",
+    "RunSummary",
     "UnknownGenome",
 ]

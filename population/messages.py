@@ -1,4 +1,5 @@
-"""The messages population hands out: Genome, Fitness and the PopulationConfig that steers selection."""
+"""The messages population hands out: Genome, Fitness, the run's RunSummary and the PopulationConfig that
+steers selection."""
 
 from __future__ import annotations
 
@@ -78,3 +79,22 @@ class PopulationConfig:
             raise ValueError(f"elitism must be in [0, population_size], got {self.elitism!r}")
         if not self.noise_margin_sigma >= 0:
             raise ValueError(f"noise_margin_sigma must be >= 0, got {self.noise_margin_sigma!r}")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The run at a glance (Population.summary): counts, the best and the seed, the noise level, LLM spend."""
+
+    genomes: int  # committed
+    evaluations: int  # archive rows
+    children: int  # children evaluated (noise runs and repeats are not children)
+    generation: int
+    by_status: dict = dataclasses.field(hash=False)  # status -> evaluations, sorted by status
+    best_id: str | None
+    best_val_bpb: float | None
+    best_evaluations: int
+    seed_id: str
+    seed_val_bpb: float | None
+    sigma: float | None  # the seed's noise, None until measured
+    survivors: int
+    llm_cost_usd: float

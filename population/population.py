@@ -25,7 +25,7 @@ from population.archive import Archive, make_row, ok_value
 from population.errors import InvalidGenome, RunDirError
 from population.export import results_tsv
 from population.lineage import Lineage, build_lineage, merge_base
-from population.messages import Fitness, Genome, ImportedGenome, PopulationConfig
+from population.messages import Fitness, Genome, ImportedGenome, PopulationConfig, RunSummary
 from population.rundir import ARCHIVE, MARKER, check_run_dir, lock, write_atomic
 from population.store import GenomeStore
 from population.survivors import Survivors
@@ -199,23 +199,23 @@ class Population:
         """Up to n genome ids that deserve a repeat evaluation now (the same ids until it is recorded)."""
         return self._state.repeat_candidates(n)
 
-    def summary(self) -> dict:
+    def summary(self) -> RunSummary:
         best, seed = self._state.incumbent(), self._state.fitness(self._seed_id)
-        return {
-            "genomes": len(self._store),
-            "evaluations": len(self._archive),
-            "children": self._state.children,
-            "generation": self._state.children // self.config.population_size,
-            "by_status": dict(sorted(self._by_status.items())),
-            "best_id": best.id if best else None,
-            "best_val_bpb": best.fitness.mean if best else None,
-            "best_evaluations": best.fitness.count if best else 0,
-            "seed_id": self._seed_id,
-            "seed_val_bpb": seed.mean if seed.count else None,
-            "sigma": self.noise_sigma(),
-            "survivors": len(self._state.ids),
-            "llm_cost_usd": self._llm_micro_usd / 1e6,
-        }
+        return RunSummary(
+            genomes=len(self._store),
+            evaluations=len(self._archive),
+            children=self._state.children,
+            generation=self._state.children // self.config.population_size,
+            by_status=dict(sorted(self._by_status.items())),
+            best_id=best.id if best else None,
+            best_val_bpb=best.fitness.mean if best else None,
+            best_evaluations=best.fitness.count if best else 0,
+            seed_id=self._seed_id,
+            seed_val_bpb=seed.mean if seed.count else None,
+            sigma=self.noise_sigma(),
+            survivors=len(self._state.ids),
+            llm_cost_usd=self._llm_micro_usd / 1e6,
+        )
 
     # --- internals -----------------------------------------------------------------------------
     def _create(self, seed_source: str, ancestors: tuple[ImportedGenome, ...]) -> str:

@@ -47,7 +47,7 @@ FILL_AND_RECORD = textwrap.dedent(
             failures.append(f"{type(e).__name__}: {e.strerror}")
             if len(failures) == 3:
                 break
-    in_memory = pop.summary()["evaluations"]
+    in_memory = pop.summary().evaluations
     pop.close()
     with Population.open(run, None, config) as again:
         on_disk = list(again.archive().genome_id)

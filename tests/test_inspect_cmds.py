@@ -157,8 +157,8 @@ def test_show_log_prints_each_evaluations_log_the_trainer_worker_kept_in_the_run
     ray_session.kill(worker)
     with Population.open(run_dir, None, PopulationConfig(population_size=2)) as pop:
         for reply, kind in zip(replies, ("noise", "repeat"), strict=True):
-            result = RunResult.from_dict(reply["result"])
-            pop.record(seed.id, result, kind=kind, generation=0, started=reply["started"], finished=reply["finished"])
+            where = reply.where
+            pop.record(seed.id, reply.result, kind=kind, generation=0, started=where.started, finished=where.finished)
     capsys.readouterr()
     assert main(["show", "seed", "--log", "--run-dir", str(run_dir)]) == 0
     out = capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import subprocess
@@ -38,7 +39,7 @@ def play(pop: Population, seed_source: str, start: int, stop: int) -> None:
 
 
 def state(pop: Population) -> tuple:
-    summary = {k: v for k, v in pop.summary().items() if not k.endswith("_id")}
+    summary = {k: v for k, v in dataclasses.asdict(pop.summary()).items() if not k.endswith("_id")}
     return summary, [g.description for g in pop.survivors()], pop.best().description, len(pop.archive())
 
 
@@ -127,9 +128,9 @@ def test_summary_counts_evaluations_by_status_and_llm_cost(tmp_path, seed_source
         kid = child(pop, seed_source, 1, [pop.seed().id])
         pop.record(kid.id, RunResult("timeout"), generation=1, llm={"cost_usd": 0.25}, **WHEN)
         summary = pop.summary()
-    assert summary["by_status"] == {"ok": 3, "timeout": 1} and summary["llm_cost_usd"] == 0.25
-    assert summary["genomes"] == 2 and summary["evaluations"] == 4 and summary["best_id"] == summary["seed_id"]
-    assert summary["seed_val_bpb"] == pytest.approx(1.0000333, abs=1e-6)
+    assert summary.by_status == {"ok": 3, "timeout": 1} and summary.llm_cost_usd == 0.25
+    assert summary.genomes == 2 and summary.evaluations == 4 and summary.best_id == summary.seed_id
+    assert summary.seed_val_bpb == pytest.approx(1.0000333, abs=1e-6)
 
 
 def test_the_actor_serves_the_population_through_ray(ray_session, tmp_path, seed_source):

@@ -67,7 +67,7 @@ def test_identical_source_is_a_duplicate_without_a_new_commit(pop, seed_source):
 def test_invalid_source_is_refused_before_commit(pop):
     with pytest.raises(InvalidGenome, match="harness"):
         pop.add("print('hello')\n", [pop.seed().id], "mutate", "broken", 1)
-    assert pop.summary()["genomes"] == 1
+    assert pop.summary().genomes == 1
 
 
 def test_unknown_and_ambiguous_prefixes_raise_one_line_errors(pop, seed_source):
