@@ -184,13 +184,19 @@ class Proposer:
             self._carry(usage)
             return Failure(proposal.operator, proposal.status, proposal.reason, asked)
         draft = proposal.draft
-        meta = {"changes": list(draft.changes)}
+        meta = {}
         if usage is not None:  # kept with the genome too: billed from here if no evaluation of it is recorded
             meta["model"], meta["llm"] = usage.model, usage.record()
         try:
             genome, is_new = ray.get(
                 self.population.add.remote(
-                    draft.source, draft.parent_ids, draft.operator, draft.description, generation, meta
+                    draft.source,
+                    draft.parent_ids,
+                    draft.operator,
+                    draft.description,
+                    generation,
+                    meta,
+                    changes=draft.changes,
                 )
             )
         except InvalidGenome as e:

@@ -20,6 +20,7 @@ class Genome:
     generation: int
     created: str  # ISO timestamp
     meta: dict = dataclasses.field(default_factory=dict, hash=False)  # free-form, e.g. the mutator's model
+    changes: tuple[str, ...] = ()  # what the operator changed, one line each ("MATRIX_LR 0.02 -> 0.03")
 
     @property
     def short_id(self) -> str:

@@ -27,7 +27,7 @@ from population.export import results_tsv
 from population.lineage import Lineage, build_lineage, merge_base
 from population.messages import Fitness, Genome, ImportedGenome, PopulationConfig, RunSummary
 from population.rundir import ARCHIVE, MARKER, check_run_dir, lock, write_atomic
-from population.store import GenomeStore
+from population.store import CHANGES, GenomeStore
 from population.survivors import Survivors
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class Population:
         generation: int,
         meta: dict | None = None,
         created: str | None = None,
+        changes: tuple[str, ...] = (),
     ) -> tuple[Genome, bool]:
         """Commit a child; (existing genome, False) if its source is already stored. Raises InvalidGenome."""
         self._check_writable()
@@ -113,10 +114,11 @@ class Population:
         if not resolved:
             raise ValueError(f"only the seed may have no parents; got a parentless {operator!r} child")
         stamp = created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stored = {**(meta or {}), **({CHANGES: list(changes)} if changes else {})}
         genome = self._store.commit(
-            source, resolved, operator, description, generation=generation, created=stamp, meta=meta or {}
+            source, resolved, operator, description, generation=generation, created=stamp, meta=stored
         )
-        return genome, True
+        return self._store.get(genome.id), True  # as every reader sees it: changes out of meta
 
     def has_source(self, source: str) -> bool:
         """Whether a genome with this source (up to normalisation) is already stored."""

@@ -37,6 +37,7 @@ BEST_REF = "refs/heads/best"
 AUTHOR = "evolve <evolve@localhost>"
 _HEX = frozenset("0123456789abcdef")
 _ENTRY = b"100644 " + FILE.encode() + b"\0"
+CHANGES = "changes"  # the Meta key a genome's changes are stored under
 _OPERATOR = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -142,7 +143,9 @@ class GenomeStore:
         gid = self.resolve(id_or_prefix)
         h = self._headers[gid]
         source = self._read(h.tree).decode()
-        return Genome(gid, h.parents, h.operator, h.description, source, h.generation, h.created, dict(h.meta))
+        meta = dict(h.meta)
+        changes = tuple(meta.pop(CHANGES, ()))  # stored in the commit's Meta trailer, handed out as a field
+        return Genome(gid, h.parents, h.operator, h.description, source, h.generation, h.created, meta, changes)
 
     def commit(
         self,

@@ -103,3 +103,12 @@ def test_a_directory_that_is_not_a_run_is_refused(tmp_path, seed_source):
 def test_a_second_writer_is_refused(pop, seed_source):
     with pytest.raises(RunDirError, match="open in another process"):
         Population.open(pop.run_dir, seed_source, PopulationConfig())
+
+
+def test_a_childs_changes_are_a_field_of_the_genome_and_survive_reopening(tmp_path, seed_source):
+    changes = ("MATRIX_LR 0.02 -> 0.03", "DEPTH 4 -> 6")
+    with Population.open(tmp_path / "run", seed_source, PopulationConfig(population_size=2)) as pop:
+        kid, _ = pop.add(seed_source + "# x\n", [pop.seed().id], "hyperparam", "two knobs", 1, changes=changes)
+        assert kid.changes == changes and "changes" not in kid.meta
+    with Population.open(tmp_path / "run", None, PopulationConfig(population_size=2)) as pop:
+        assert pop.genome(kid.id).changes == changes and pop.seed().changes == ()

@@ -213,9 +213,7 @@ def test_an_endpoint_down_for_a_while_keeps_every_slot_training_offline_stand_in
     children = children[children.kind == "child"]
     assert len(children) == 12 and server.refused >= 5
     with Population.read(run_dir) as pop:
-        notes = {
-            row.genome_id: " ".join(pop.genome(row.genome_id).meta.get("changes", [])) for row in children.itertuples()
-        }
+        notes = {row.genome_id: " ".join(pop.genome(row.genome_id).changes) for row in children.itertuples()}
     stand_ins = [g for g, text in notes.items() if "offline stand-in for" in text and "LLM outage" in text]
     assert stand_ins and set(children[children.genome_id.isin(stand_ins)].operator) == {"hyperparam"}
     after = children[~children.genome_id.isin(stand_ins)]
