@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from evolve.strategies import Board, Strategy
 from fitness.result import RunResult
-from population.messages import Genome
+from population.messages import Genome, LLMSpend
 
 MAX_PROPOSAL_FAILURES = 50  # in a row: the mutators can find nothing new, so the run stops
 MAX_SLOT_DEATHS = 3  # in a row, without a finished start-up in between: the slot is retired
@@ -37,7 +37,7 @@ class Task:
     seed: int
     description: str = ""
     operator: str = ""
-    llm: dict | None = None
+    llm: LLMSpend | None = None
     attempts: int = 0  # worker deaths so far
     parent: str | None = None  # a child's first parent (what a greedy line compares it with)
 
@@ -89,7 +89,8 @@ class Policy:
             self.urgent.append(Task(seed.id, seed.source, "noise", seed=i, description="seed", operator="seed"))
         for genome in unevaluated:
             parent = genome.parents[0] if genome.parents else None
-            llm = None if genome.id in billed else genome.meta.get("llm")
+            stored = None if genome.id in billed else genome.meta.get("llm")
+            llm = None if stored is None else LLMSpend.from_record(stored)
             self.urgent.append(
                 Task(genome.id, genome.source, "child", 0, genome.description, genome.operator, llm, parent=parent)
             )

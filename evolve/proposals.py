@@ -30,7 +30,7 @@ from mutators.context import fence
 from mutators.merge import MergeError
 from mutators.prompting import unified_diff
 from population import InvalidGenome
-from population.messages import Genome
+from population.messages import Genome, LLMSpend
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Child:
     source: str
     operator: str
     description: str
-    llm: dict | None  # LLM usage billed to this child (failed proposals' usage included)
+    llm: LLMSpend | None  # LLM usage billed to this child (failed proposals' usage included)
     parents: tuple[str, ...] = ()
 
 
@@ -142,11 +142,11 @@ class Proposer:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    def take_unbilled(self) -> dict | None:
-        """Failed proposals' usage not yet billed to a child, as an archive llm record (and forget it)."""
+    def take_unbilled(self) -> LLMSpend | None:
+        """Failed proposals' usage not yet billed to a child (and forget it)."""
         with self._carry_lock:
             carried, self.unbilled = self.unbilled, None
-        return None if carried is None else carried.record()
+        return spend(carried)
 
     # --- in a mutator thread ----------------------------------------------------------------------
     def _propose(self, op: str, parents: list[Genome], generation: int, rng: random.Random) -> Child | Failure:
@@ -205,7 +205,7 @@ class Proposer:
         if not is_new:
             self._carry(usage)
             return Failure(draft.operator, "duplicate", f"same source as {genome.short_id}", asked)
-        llm = usage.record() if usage is not None else None
+        llm = spend(usage)
         return Child(genome.id, genome.source, genome.operator, genome.description, llm, genome.parents)
 
     def _keep_transcript(self, proposal: Proposal, result: Child | Failure, tag: int) -> None:
@@ -288,9 +288,11 @@ class Proposer:
         return "\n\n".join(parts)
 
 
-def add_llm(a: dict | None, b: dict | None) -> dict | None:
-    """Two archive llm records as one (tokens and dollars summed)."""
-    if a is None or b is None:
-        return a or b
-    total = {k: a.get(k, 0) + b.get(k, 0) for k in ("input_tokens", "output_tokens", "cost_usd")}
-    return {"model": a["model"], **total}
+def add_llm(a: LLMSpend | None, b: LLMSpend | None) -> LLMSpend | None:
+    """Two proposals' spend as one (tokens and dollars summed)."""
+    return a or b if a is None or b is None else a + b
+
+
+def spend(usage: LLMUsage | None) -> LLMSpend | None:
+    """The mutators' usage as the population records it."""
+    return None if usage is None else LLMSpend.from_record(usage.record())

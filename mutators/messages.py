@@ -71,8 +71,8 @@ class LLMUsage:
         return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
 
     def record(self) -> dict:
-        """The archive's llm fields: input_tokens counts the whole prompt, cached parts included; an
-        unknown cost is left out (the archive then holds 0, and run.json's llm.price is null)."""
+        """The archive's llm fields (population.LLMSpend's): input_tokens counts the whole prompt, cached parts
+        included; an unknown cost is left out (the archive then holds 0, and run.json's llm.price is null)."""
         fields = dict(model=self.model, input_tokens=self.prompt_tokens, output_tokens=self.output_tokens)
         return fields | ({"cost_usd": self.cost_usd} if math.isfinite(self.cost_usd) else {})
 

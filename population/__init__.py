@@ -13,7 +13,7 @@ it takes the same constructor arguments: run_dir: str, seed_source, config):
     pop.genome(id_or_prefix) -> Genome   # UnknownGenome / AmbiguousGenome, both GenomeIdError(LookupError)
     pop.seed() -> Genome
     pop.record(genome_id, result, kind="child", generation=g, node="", worker="", started=iso, finished=iso,
-               llm={"model": str, "input_tokens": int, "output_tokens": int, "cost_usd": float} | None)
+               llm=LLMSpend | None)
     pop.archive() -> DataFrame       pop.fitness(id) -> Fitness      pop.noise_sigma() -> float | None
     pop.select_parents(k, rng) -> list[Genome]     pop.survivors() -> list[Genome]     pop.best() -> Genome | None
     pop.repeat_candidates(n) -> list[str]          pop.lineage(id) -> Lineage      pop.merge_base(a, b)
@@ -22,7 +22,7 @@ it takes the same constructor arguments: run_dir: str, seed_source, config):
 
 from population.errors import AmbiguousGenome, GenomeIdError, InvalidGenome, RunDirError, UnknownGenome
 from population.lineage import Lineage, LineageStep
-from population.messages import Fitness, Genome, ImportedGenome, PopulationConfig, RunSummary
+from population.messages import Fitness, Genome, ImportedGenome, LLMSpend, PopulationConfig, RunSummary
 from population.population import Population
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "InvalidGenome",
     "Lineage",
     "LineageStep",
+    "LLMSpend",
     "Population",
     "PopulationConfig",
     "RunDirError",

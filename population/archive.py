@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fitness.result import RunResult
-from population.messages import Genome
+from population.messages import Genome, LLMSpend
 from population.segments import SegmentLog
 
 KINDS = ("child", "repeat", "replay", "noise")
@@ -54,7 +54,6 @@ SCHEMA = pa.schema(
         ("finished", pa.string()),
     ]
 )
-LLM_FIELDS = ("model", "input_tokens", "output_tokens", "cost_usd")
 _RESULT_FIELDS = (
     "status reason val_bpb test_bpb training_seconds total_seconds num_steps tokens num_params "
     "peak_memory_mb device seed profile budget_seconds"
@@ -71,15 +70,12 @@ def make_row(
     worker: str = "",
     started: str = "",
     finished: str = "",
-    llm: dict | None = None,
+    llm: LLMSpend | None = None,
 ) -> dict:
-    """One archive row (without eval_id); `llm` has any of model, input_tokens, output_tokens, cost_usd."""
+    """One archive row (without eval_id)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    llm = llm or {}
-    unknown = set(llm) - set(LLM_FIELDS)
-    if unknown:
-        raise ValueError(f"llm keys must be among {', '.join(LLM_FIELDS)}, got {sorted(unknown)!r}")
+    llm = llm or LLMSpend()
     row = {name: getattr(result, name) for name in _RESULT_FIELDS}
     row.update(
         genome_id=genome.id,
@@ -91,10 +87,10 @@ def make_row(
         node=node,
         worker=worker,
         source_chars=len(genome.source),
-        llm_model=llm.get("model", ""),
-        llm_input_tokens=int(llm.get("input_tokens", 0)),
-        llm_output_tokens=int(llm.get("output_tokens", 0)),
-        llm_cost_usd=float(llm.get("cost_usd", 0.0)),
+        llm_model=llm.model,
+        llm_input_tokens=int(llm.input_tokens),
+        llm_output_tokens=int(llm.output_tokens),
+        llm_cost_usd=float(llm.cost_usd),
         started=started,
         finished=finished,
     )

@@ -99,3 +99,31 @@ class RunSummary:
     sigma: float | None  # the seed's noise, None until measured
     survivors: int
     llm_cost_usd: float
+
+
+@dataclass(frozen=True)
+class LLMSpend:
+    """What the LLM cost to propose one genome (its failed attempts included), as the archive records it."""
+
+    model: str = ""
+    input_tokens: int = 0  # the whole prompt, cached parts included
+    output_tokens: int = 0
+    cost_usd: float = 0.0  # 0 where the model's price is unknown (run.json's llm.price is then null)
+
+    def __add__(self, other: LLMSpend) -> LLMSpend:
+        return LLMSpend(
+            self.model or other.model,
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cost_usd + other.cost_usd,
+        )
+
+    @classmethod
+    def from_record(cls, record: dict) -> LLMSpend:
+        """From its stored form (a genome commit's Meta "llm"); ValueError names an unknown key."""
+        unknown = set(record) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(
+                f"llm keys must be among model, input_tokens, output_tokens, cost_usd, got {sorted(unknown)!r}"
+            )
+        return cls(**record)

@@ -25,7 +25,7 @@ from population.archive import Archive, make_row, ok_value
 from population.errors import InvalidGenome, RunDirError
 from population.export import results_tsv
 from population.lineage import Lineage, build_lineage, merge_base
-from population.messages import Fitness, Genome, ImportedGenome, PopulationConfig, RunSummary
+from population.messages import Fitness, Genome, ImportedGenome, LLMSpend, PopulationConfig, RunSummary
 from population.rundir import ARCHIVE, MARKER, check_run_dir, lock, write_atomic
 from population.store import CHANGES, GenomeStore
 from population.survivors import Survivors
@@ -151,7 +151,7 @@ class Population:
         worker: str = "",
         started: str,
         finished: str,
-        llm: dict | None = None,
+        llm: LLMSpend | None = None,
     ) -> None:
         """Durably append one evaluation of a genome and update standings, survivors and the best."""
         self._check_writable()

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from fitness.result import RunResult
-from population import Population, PopulationConfig, UnknownGenome
+from population import LLMSpend, Population, PopulationConfig, UnknownGenome
 
 WHEN = dict(started="2025-01-01T00:00:00+00:00", finished="2025-01-01T00:05:00+00:00")
 CREATED = "2025-01-01T00:00:00+00:00"
@@ -126,7 +126,7 @@ def test_lineage_follows_both_parents_back_to_the_seed(tmp_path, seed_source):
 def test_summary_counts_evaluations_by_status_and_llm_cost(tmp_path, seed_source):
     with started(tmp_path, "run", seed_source) as pop:
         kid = child(pop, seed_source, 1, [pop.seed().id])
-        pop.record(kid.id, RunResult("timeout"), generation=1, llm={"cost_usd": 0.25}, **WHEN)
+        pop.record(kid.id, RunResult("timeout"), generation=1, llm=LLMSpend(cost_usd=0.25), **WHEN)
         summary = pop.summary()
     assert summary.by_status == {"ok": 3, "timeout": 1} and summary.llm_cost_usd == 0.25
     assert summary.genomes == 2 and summary.evaluations == 4 and summary.best_id == summary.seed_id

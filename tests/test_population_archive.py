@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from fitness.result import RunResult
-from population import Population, PopulationConfig, RunDirError
+from population import LLMSpend, Population, PopulationConfig, RunDirError
 from population.archive import SCHEMA
 from population.export import best_history
 from population.segments import SegmentLog
@@ -98,7 +98,7 @@ def test_kill_9_while_appending_loses_nothing_acknowledged(tmp_path, seed_source
 
 def test_record_stores_one_row_with_every_field(tmp_path, seed_source):
     result = RunResult("ok", val_bpb=0.9876, test_bpb=0.99, peak_memory_mb=3000.0, device="NVIDIA H100", seed=3)
-    llm = {"model": "claude", "input_tokens": 1200, "output_tokens": 300, "cost_usd": 0.02}
+    llm = LLMSpend("claude", input_tokens=1200, output_tokens=300, cost_usd=0.02)
     with Population.open(tmp_path / "run", seed_source, PopulationConfig()) as pop:
         child, _ = pop.add(seed_source + "# x\n", [pop.seed().id], "mutate", "x", 1)
         pop.record(child.id, result, generation=1, node="n1", worker="w3", llm=llm, **WHEN)
