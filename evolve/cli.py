@@ -13,7 +13,6 @@ from pathlib import Path
 from evolve.strategies import STRATEGIES
 from experiments import profiles
 from fitness.interface import check_genome
-from trainer.cgroup import available_cores
 
 EXIT_USAGE = 2
 COMMANDS = ("train", "prepare", "lineage", "show", "replay", "report", "status", "runs")
@@ -21,6 +20,10 @@ COMMANDS = ("train", "prepare", "lineage", "show", "replay", "report", "status",
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
+
+
+class StartupError(Exception):
+    """The machine could not start what a command needs (not the input's fault): one line, exit code 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--profile", choices=profiles.NAMES, help="default: h100 with CUDA, else cpu")
     train.add_argument("--budget", type=positive_float, help="training seconds (default: the profile's)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--threads", type=int, default=available_cores(), help="CPU threads for the child")
+    train.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for the child (default: 1 on a CPU, all cores with CUDA)",
+    )
     train.add_argument("--log", type=Path, help="keep the child's full log here")
     prepare = commands.add_parser("prepare", help="build the dataset, tokenizer and token caches")
     prepare.set_defaults(handler="evolve.commands:prepare")
@@ -208,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"evolve: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except StartupError as e:
+        print(f"evolve: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("evolve: interrupted", file=sys.stderr)
         return 130

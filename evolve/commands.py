@@ -32,15 +32,17 @@ def summary_lines(result: RunResult) -> list[str]:
 
 def train(args: argparse.Namespace) -> int:
     from trainer import TrainerConfig, run
+    from trainer.cgroup import available_cores
 
     source = read_genome(args.genome)
     profile = profile_arg(args.profile)
     if args.budget is not None:
         profile = profile.with_budget(args.budget)
-    if args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
     device = "cuda" if profile.name == "h100" else "cpu"
-    config = TrainerConfig(threads=args.threads, device=device)
+    threads = args.threads if args.threads is not None else (available_cores() if device == "cuda" else 1)
+    if threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    config = TrainerConfig(threads=threads, device=device)
     _prepare(profile.dataset, profile.vocab_size, (profile.seq_len,), profile.num_shards)
     result = run(source, profile, seed=args.seed, config=config, log_path=args.log)
     if not result.ok and result.log_tail:

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from evolve.cli import UsageError
+from evolve.cli import StartupError, UsageError
 from evolve.messages import WorkerReady
 from evolve.orchestrator import Orchestrator
 from evolve.policy import Limits, RunAborted
@@ -36,12 +36,15 @@ from trainer import TrainerConfig
 from trainer.cgroup import available_cores
 
 EXIT_ABORTED, EXIT_INTERRUPTED = 1, 130
+log = logging.getLogger(__name__)
 ASSUMED_OVERHEAD_S = (
     10.0  # per evaluation beyond training, until the run measured its own (cpu: 8.7 s, docs/benchmarks)
 )
 
 
 API_ENV_PREFIX = "ANTHROPIC_"
+RAY_START_TRIES = 3
+NODE_TIMED_OUT = "timed out during startup"  # the words of Ray's error for a node that missed its window
 
 
 def forget_api_environment() -> None:
@@ -58,10 +61,10 @@ def start_ray(settings: Settings, cache_env: tuple[str, ...]) -> None:
     env = {k: os.environ[k] for k in cache_env if k in os.environ and not k.startswith(API_ENV_PREFIX)}
     common = dict(runtime_env={"env_vars": env} if env else None, logging_level=logging.WARNING)
     if settings.address:
-        ray.init(address=settings.address, **common)
+        init_ray(address=settings.address, **common)
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # our own private Ray: no token, no warning about one
-        context = ray.init(
+        context = init_ray(
             address="local",
             num_cpus=available_cores(),  # affinity and cgroup quota: children never oversubscribe cores
             num_gpus=settings.local_gpus,
@@ -73,11 +76,30 @@ def start_ray(settings: Settings, cache_env: tuple[str, ...]) -> None:
             print(f"evolve: Ray dashboard {where}", flush=True)
 
 
+def init_ray(tries: int = RAY_START_TRIES, **kwargs) -> ray._private.worker.BaseContext:
+    """ray.init, started again when its node misses Ray's start-up window: Ray gives a new raylet a fixed 30 s
+    to register (not configurable in Ray 2.60), which a heavily loaded machine can miss; StartupError, one
+    line, after `tries`."""
+    for attempt in range(1, tries + 1):
+        try:
+            return ray.init(**kwargs)
+        except Exception as e:  # Ray raises a bare Exception for this one case: narrowed by its message below
+            if NODE_TIMED_OUT not in str(e):
+                raise
+            ray.shutdown()  # whatever of the node did start
+            log.warning("Ray's node missed its start-up window (attempt %d of %d)", attempt, tries)
+    raise StartupError(
+        f"Ray did not start: its node missed Ray's 30 s start-up window {tries} times (machine too busy?)"
+    )
+
+
 def plan_slots(settings: Settings) -> tuple[str, dict, int, int]:
     """(unit, actor resources, number of workers, threads per child) from what the cluster has.
 
     One GPU per child where the cluster has GPUs or the profile trains on CUDA (an autoscaling cluster
-    may have none yet: --workers says how many to ask for); otherwise --cpus-per-child cores.
+    may have none yet: --workers says how many to ask for); otherwise --cpus-per-child cores, by default
+    one: a single-threaded child's CPU-seconds buy the same steps however busy the machine is, while two
+    threads' CPU-seconds bought from 214 to 342 smoke steps (docs/trust.md), so a slot per core.
     """
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
@@ -87,7 +109,7 @@ def plan_slots(settings: Settings) -> tuple[str, dict, int, int]:
             raise UsageError("the cluster has no GPUs yet; pass --workers N to let it scale up to N GPUs")
         per_child = settings.cpus_per_child or 1
         return "GPU", {"num_gpus": 1, "num_cpus": per_child}, count, per_child
-    per_child = settings.cpus_per_child or cpus
+    per_child = settings.cpus_per_child or 1
     if per_child > cpus and not settings.address:
         raise UsageError(f"--cpus-per-child {per_child} is more than the {cpus} CPUs this machine has")
     return "slot", {"num_cpus": per_child}, settings.workers or max(1, cpus // per_child), per_child
