@@ -20,6 +20,7 @@ import pytest
 from fitness.result import RunResult
 from population import Population, PopulationConfig, RunDirError
 from population.archive import SCHEMA
+from population.archive import curve as archive_curve
 from population.export import best_history
 from population.segments import SegmentLog
 
@@ -213,3 +214,21 @@ def test_the_archive_directory_reads_with_plain_pandas_as_the_readme_shows(tmp_p
         expected = pop.archive()
     evals = pd.read_parquet(tmp_path / "run" / "archive").drop_duplicates("eval_id").sort_values("eval_id")
     pd.testing.assert_frame_equal(evals.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
+
+
+def test_loss_curve_is_archived_with_its_row_and_survives_reopening(tmp_path, seed_source):
+    curve = ((0.1, 5.5), (0.5, 4.25), (1.0, 3.75))
+    with Population.open(tmp_path / "run", seed_source, PopulationConfig()) as pop:
+        pop.record(pop.seed().id, RunResult("ok", val_bpb=1.0, loss_curve=curve), kind="noise", generation=0, **WHEN)
+        pop.record(pop.seed().id, RunResult("crash", reason="boom"), kind="noise", generation=0, **WHEN)
+    with Population.open(tmp_path / "run", seed_source, PopulationConfig()) as pop:
+        rows = pop.archive().to_dict("records")
+    assert archive_curve(rows[0]) == tuple((pytest.approx(p), pytest.approx(v)) for p, v in curve)
+    assert archive_curve(rows[1]) == ()
+
+
+def test_rows_of_segments_written_before_curves_read_with_no_curve(tmp_path):
+    old = pa.schema([f for f in SCHEMA if not f.name.startswith("curve_")])
+    SegmentLog(tmp_path, old).append([{"eval_id": 0, "genome_id": "g", "status": "ok"}])
+    (row,) = SegmentLog(tmp_path, SCHEMA).read().to_pylist()
+    assert archive_curve(row) == ()
