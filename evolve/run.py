@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from evolve.cli import UsageError, profile_arg, read_genome
+from fitness.curves import PruneRule
 from fitness.interface import check_genome
 from fitness.profile import Profile
 from mutators import MutatorConfig, MutatorConfigError, Mutators
@@ -37,6 +38,8 @@ PROGRAM = REPO / "experiments" / "program.md"
 RUN_JSON = "run.json"
 SESSIONS = "sessions.jsonl"
 DEFAULT_POPULATION = 16
+DEFAULT_PRUNE = False
+PRUNING = PruneRule(())  # the rule --prune stops children by (its thresholds: fitness.curves.PruneRule)
 CACHE_ENV = ("EVOLVE_CACHE", "EVOLVE_CLIMBMIX_URL")  # passed on to trainer workers when set here
 
 
@@ -61,6 +64,7 @@ class Settings:
     repeat_share: float
     seed: int
     strategy: str = "evolve"  # evolve.strategies.STRATEGIES
+    prune: bool = DEFAULT_PRUNE  # stop children whose loss curve trails their parent's (fitness.curves.PruneRule)
     dashboard: bool = False  # Ray's dashboard with the local Ray
 
     @property
@@ -82,6 +86,7 @@ class Settings:
             "noise_repeats": self.noise_repeats,
             "device": self.device,
             "strategy": self.strategy,
+            "prune": {k: v for k, v in PRUNING.to_dict().items() if k != "parent"} if self.prune else None,
             "clock": clock_name(self.device),  # what a child's budget counts: CPU-seconds over its threads, or wall
         }
 
@@ -139,6 +144,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         repeat_share=args.repeat_share,
         seed=args.seed,
         strategy=args.strategy or "evolve",
+        prune=DEFAULT_PRUNE if args.prune is None else args.prune,
     )
     return _reconcile(settings, args)
 
@@ -169,9 +175,14 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> Settings:
     strategy = recorded.get("strategy", "evolve")
     if args.strategy is not None and args.strategy != strategy:
         raise UsageError(f"run directory {where!r} runs --strategy {strategy}; resume it with the same value")
+    prune = recorded.get("prune") is not None
+    if args.prune is not None and args.prune != prune:
+        raise UsageError(f"run directory {where!r} runs {'--prune' if prune else '--no-prune'}; resume it so")
     population = dataclasses.replace(settings.population, population_size=size)
     noise = int(recorded.get("noise_repeats", settings.noise_repeats))
-    return dataclasses.replace(settings, profile=profile, population=population, noise_repeats=noise, strategy=strategy)
+    return dataclasses.replace(
+        settings, profile=profile, population=population, noise_repeats=noise, strategy=strategy, prune=prune
+    )
 
 
 def main(args: argparse.Namespace) -> int:

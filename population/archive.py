@@ -107,8 +107,11 @@ def make_row(
 
 
 def curve(row) -> tuple[tuple[float, float], ...]:
-    """A row's loss curve as (progress, loss) pairs (a row dict or a frame's row; none for older rows)."""
-    progress, loss = row["curve_progress"], row["curve_loss"]
+    """A row's loss curve as (progress, loss) pairs (a row dict, a frame's row or itertuples' tuple; none for
+    rows written before curves were kept)."""
+    progress, loss = (
+        (row["curve_progress"], row["curve_loss"]) if isinstance(row, dict) else (row.curve_progress, row.curve_loss)
+    )
     if progress is None or loss is None:
         return ()
     return tuple((float(p), float(v)) for p, v in zip(progress, loss, strict=True))

@@ -127,3 +127,17 @@ def test_run_json_records_which_clock_budgets_count(smoke_run_dir):
     import json
 
     assert json.loads((smoke_run_dir / "run.json").read_text())["clock"] == "cpu"  # CPU-seconds over threads
+
+
+def test_pruning_and_its_thresholds_are_recorded_in_run_json_and_a_resume_keeps_them(tmp_path, capsys):
+    from evolve.cli import build_parser
+    from evolve.run import PRUNING, open_run_dir, settings_from_args
+
+    run_dir = tmp_path / "run"
+    args = ["--population", "2", "--profile", "smoke", "--prune", "--run-dir", str(run_dir)]
+    open_run_dir(settings_from_args(build_parser().parse_args(args)))
+    recorded = json.loads((run_dir / "run.json").read_text())["prune"]
+    assert recorded == dict(at=PRUNING.at, margin=PRUNING.margin, window=PRUNING.window)
+    resumed = settings_from_args(build_parser().parse_args(["--run-dir", str(run_dir)]))
+    assert resumed.prune is True
+    _refused(["--no-prune", "--run-dir", str(run_dir)], "runs --prune; resume it so", capsys)
