@@ -11,6 +11,11 @@ half) over the landscape seeds; also the fit's held-out rank correlation.
 
     python -m benchmarks.simulate                 # 16 and 64 slots, 800 children, 20 landscapes: ~5 min
     python -m benchmarks.simulate --quick --out /tmp/sim.json
+    python -m benchmarks.simulate --prune off on --out benchmarks/results/prune.json   # the pruning ablation
+
+With `--prune on`, children are pruned (evolve.policy.Limits.pruning, thresholds --prune-at and
+--prune-margin) and the strategy is reported as e.g. `evolve+prune`, with the share of children pruned and
+of false prunes (pruned children that would have been the lowest seed-0 score so far).
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from pathlib import Path
 from benchmarks import commit, landscape_data, landscape_fit
 from benchmarks.landscape import SurrogateLandscape
 from benchmarks.population_bench import machine
-from benchmarks.simrun import FRESH_SEEDS, History, run_strategy
+from benchmarks.simrun import FRESH_SEEDS, History, SimConfig, run_strategy
 from evolve.strategies import STRATEGIES
+from fitness.curves import PruneRule
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REFERENCE = "parallel-greedy"
@@ -45,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         landscape = SurrogateLandscape.fitted(seed, observations, lam)
         for slots in args.slots:
             for strategy in args.strategies:
-                runs.append(run_strategy(strategy, landscape, slots, args.children, seed))
+                runs.extend(_runs(args, strategy, landscape, slots, seed))
         print(f"simulate: landscape {seed}/{args.seeds} done ({time.perf_counter() - started:.0f} s)", flush=True)
     report = _report(args, runs, quality, time.perf_counter() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +70,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
     p.add_argument("--quick", action="store_true", help="8 slots, 60 children, 2 landscapes (tests)")
     p.add_argument("--out", type=Path, default=RESULTS / "simulate.json")
+    p.add_argument("--prune", nargs="+", choices=("off", "on"), default=["off"], help="without and/or with pruning")
+    p.add_argument("--prune-at", type=float, default=PruneRule(()).at, help="fraction of the budget judged at")
+    p.add_argument("--prune-margin", type=float, default=PruneRule(()).margin, help="nats behind the parent")
     return p
+
+
+def _runs(args, strategy: str, landscape, slots: int, seed: int) -> list[History]:
+    """One run per --prune setting; a pruned run's strategy is labelled `<strategy>+prune`."""
+    runs = []
+    for prune in args.prune:
+        rule = PruneRule((), at=args.prune_at, margin=args.prune_margin) if prune == "on" else None
+        run = run_strategy(strategy, landscape, slots, args.children, seed, SimConfig(pruning=rule))
+        run.strategy += "+prune" if rule else ""
+        runs.append(run)
+    return runs
 
 
 def summarize(runs: list[History], slots: int, strategy: str) -> dict:
@@ -83,12 +103,15 @@ def summarize(runs: list[History], slots: int, strategy: str) -> dict:
         "median_true_gain": round(statistics.median(r.true_gain for r in mine.values()), 4),
         "median_children": statistics.median(r.children for r in mine.values()),
         "median_evaluations": statistics.median(len(r.evaluations) for r in mine.values()),
+        "pruned_share": round(sum(r.pruned for r in mine.values()) / max(1, sum(r.children for r in mine.values())), 3),
+        "false_prunes": sum(r.false_prunes for r in mine.values()),
         "landscapes": len(gains),
     }
 
 
 def _report(args, runs: list[History], quality: dict, seconds: float) -> dict:
-    rows = [summarize(runs, slots, s) for slots in args.slots for s in args.strategies]
+    labels = [s + ("+prune" if p == "on" else "") for s in args.strategies for p in args.prune]
+    rows = [summarize(runs, slots, s) for slots in args.slots for s in labels]
     return {
         "benchmark": "simulate",
         "machine": machine(),
@@ -98,8 +121,9 @@ def _report(args, runs: list[History], quality: dict, seconds: float) -> dict:
             "slots": args.slots,
             "children": args.children,
             "landscape_seeds": args.seeds,
-            "strategies": args.strategies,
+            "strategies": labels,
             "confirm_seeds": list(FRESH_SEEDS),
+            "prune": {"at": args.prune_at, "margin": args.prune_margin} if "on" in args.prune else None,
         },  # fmt: skip
         "landscape": "benchmarks.landscape.SurrogateLandscape (cpu profile, 10 s time budget per child)",
         "fit_quality": quality,
