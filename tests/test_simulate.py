@@ -146,3 +146,27 @@ def test_with_pruning_a_run_trains_more_children_in_the_same_wall_clock(landscap
     assert max(t for t, *_ in pruned.evaluations) <= pruned.budget_seconds + max(
         landscape.evaluate(landscape.seed_genome(), 0).cost_seconds, 1.0
     )
+
+
+def test_the_prune_ablation_reports_each_setting_against_the_same_strategy_unpruned(tmp_path):
+    out = tmp_path / "prune.json"
+    args = [
+        "--quick",
+        "--strategies",
+        "evolve",
+        "--prune",
+        "off",
+        "on",
+        "--prune-at",
+        "0.3",
+        "0.5",
+        "--prune-margin",
+        "0.1",
+    ]
+    assert simulate.main([*args, "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    labels = [row["strategy"] for row in report["table"]]
+    assert labels == ["evolve", "evolve+prune 0.3/0.1", "evolve+prune 0.5/0.1"]
+    assert report["settings"]["prune"]["at"] == [0.3, 0.5]
+    assert all(row["pruned"] > 0 for row in report["table"][1:]) and report["table"][0]["pruned"] == 0
+    assert len(simulate.prune_table(report)) == 2 + 2
