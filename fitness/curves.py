@@ -42,7 +42,7 @@ class PruneRule:
     parent's mean loss over [at - window, at] are compared, so a single noisy batch decides nothing."""
 
     parent: Curve
-    at: float = 0.4
+    at: float = 0.5
     margin: float = 0.05
     window: float = 0.1
 
