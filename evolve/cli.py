@@ -97,7 +97,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--prune",
         action=argparse.BooleanOptionalAction,
-        help="stop a child whose training loss trails its parent's at the same point of the budget (default: off)",
+        help="stop a child whose training loss trails its parent's at the same point of the budget (default: on)",
     )
 
 
