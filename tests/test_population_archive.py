@@ -21,7 +21,7 @@ from fitness.result import RunResult
 from population import Population, PopulationConfig, RunDirError
 from population.archive import SCHEMA
 from population.archive import curve as archive_curve
-from population.export import best_history
+from population.export import best_history, results_tsv
 from population.segments import SegmentLog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -232,3 +232,11 @@ def test_rows_of_segments_written_before_curves_read_with_no_curve(tmp_path):
     SegmentLog(tmp_path, old).append([{"eval_id": 0, "genome_id": "g", "status": "ok"}])
     (row,) = SegmentLog(tmp_path, SCHEMA).read().to_pylist()
     assert archive_curve(row) == ()
+
+
+def test_results_tsv_discards_a_pruned_child_rather_than_calling_it_a_crash(tmp_path, seed_source):
+    with Population.open(tmp_path / "run", seed_source, PopulationConfig()) as pop:
+        child, _ = pop.add(seed_source + "# x\n", [pop.seed().id], "hyperparam", "x", 1)
+        pop.record(child.id, RunResult("pruned", reason="trails"), generation=1, **WHEN)
+        tsv = results_tsv(pop.archive(), pop.seed().id, pop.config)
+    assert f"{child.id[:7]}\t0.000000\t0.0\tdiscard\tx" in tsv.splitlines()
