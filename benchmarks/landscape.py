@@ -15,7 +15,12 @@ What the data cannot say is an assumption, stated here:
   buys) stops improving and grows worse quadratically (WALL per unit of log2 distance squared);
 - failure regions (the data has no failed evaluation): a learning rate above 8x the seed's diverges
   (crash), and a genome so slow that it gets under 1/16 of the seed's steps fails its budget (timeout);
-- the loss curve a child reports is val_bpb + kappa * log2(1 / progress) with a little noise;
+- the loss curve a child reports (nats of training loss over the fraction of its budget, 20 points): at
+  progress p, slope(p) * val_bpb + sd(p) / sqrt(2) * z + kappa * log2(1 / p), z ~ N(0, 1) per genome and
+  training seed; slope(p) and sd(p) are benchmarks.curves' least-squares fit of a child's lead over its
+  parent (window means) on their final val_bpb gap, measured on real runs (results/curves.json), so a
+  partial curve predicts the final rank as well as real ones do, no better (the first model, val_bpb plus
+  the same shape for every genome, made a curve at 10% rank children perfectly);
 - landscape seeds: each refits the model on a bootstrap resample of the evaluations and adds four random
   knob-pair interactions of the fit's residual size, so 20 seeds are 20 plausible landscapes, not one.
 Noise: val_bpb = mean + offset(training seed) + e(genome, seed), both normal with the fitted sds.
@@ -35,6 +40,8 @@ from benchmarks import landscape_data, landscape_fit
 from benchmarks.landscape_fit import Fit
 
 OVERHEAD_JSON = Path(__file__).resolve().parent / "results" / "overhead.json"
+CURVES_JSON = Path(__file__).resolve().parent / "results" / "curves.json"
+CURVE_POINTS = tuple(i / 20 for i in range(1, 21))
 BUDGET_SECONDS = 10.0  # the cpu profile's budget per child
 WALL = 0.05  # val_bpb per squared log2 unit beyond the data's range of a knob
 LR_KNOBS = ("MATRIX_LR", "EMBED_LR", "UNEMBED_LR")
@@ -54,6 +61,26 @@ def overhead_seconds(path: Path = OVERHEAD_JSON) -> tuple[float, float]:
     return float(np.mean([r["overhead_s"] for r in runs])) - scoring, scoring
 
 
+class CurveModel(NamedTuple):
+    """d(p) = slope(p) * D + residual (sd), by benchmarks.curves, at the measured points of progress."""
+
+    progress: tuple[float, ...]
+    slope: tuple[float, ...]
+    sd: tuple[float, ...]
+
+    @classmethod
+    def load(cls, path: Path = CURVES_JSON) -> CurveModel:
+        rows = [r for r in json.loads(path.read_text())["by_progress"] if r["slope"] is not None]
+        return cls(*(tuple(float(r[k]) for r in rows) for k in ("at", "slope", "residual_sd")))
+
+    def curve(self, val: float, kappa: float, z: float) -> tuple[tuple[float, float], ...]:
+        slope, sd = np.interp(CURVE_POINTS, self.progress, self.slope), np.interp(CURVE_POINTS, self.progress, self.sd)
+        return tuple(
+            (p, float(b * val + s / math.sqrt(2) * z + kappa * math.log2(1 / p)))
+            for p, b, s in zip(CURVE_POINTS, slope, sd, strict=True)
+        )
+
+
 class SurrogateLandscape:
     def __init__(self, fit: Fit, seed: int, overhead: tuple[float, float]) -> None:
         self.fit, self.seed = fit, seed
@@ -66,6 +93,7 @@ class SurrogateLandscape:
         self.kappa = max(0.05, float(fit.score_coef[steps] + fit.score_coef[steps + len(names)]))
         self.seed_seconds = fit.seconds(np.zeros(len(names)))
         self._offsets: dict[int, float] = {}
+        self.curves = CurveModel.load()
 
     @classmethod
     def fitted(cls, seed: int, observations: list | None = None, lam: float | None = None) -> SurrogateLandscape:
@@ -93,12 +121,12 @@ class SurrogateLandscape:
         key = repr((self.seed, sorted(genome.items()), training_seed))  # a str seed: stable across processes
         noise = random.Random(key).gauss(0.0, self.fit.noise_sd)
         val = self._mean(x) + self._offset(training_seed) + noise
-        curve_rng = random.Random(key + "curve")
-        curve = tuple(
-            (p, val + self.kappa * math.log2(1 / p) + curve_rng.gauss(0.0, self.fit.noise_sd))
-            for p in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-        )
+        curve = self.curves.curve(val, self.kappa, random.Random(key + "curve").gauss(0.0, 1.0))
         return Evaluation(val, cost, curve)
+
+    def pruned_cost(self, genome: dict[str, float], at: float) -> float:
+        """Slot time of a child stopped at `at` of its budget: start-up and that much training, no scoring."""
+        return BUDGET_SECONDS * at + self.fixed_s
 
     def _mean(self, x: np.ndarray) -> float:
         f = self.fit

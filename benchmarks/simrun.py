@@ -10,6 +10,9 @@ the real hyperparam operator parses and checks the whole source (about 10 ms a c
 the table), while the knob edits it makes are exactly these. A merge is the knob-level 3-way merge of
 two parents over their common ancestor (both changing one knob differently is a conflict).
 Proposals are instant (offline operators): a free slot never waits for one.
+With pruning (SimConfig.pruning), a child the policy hands a prune rule is judged on the landscape's curve
+as the trainer would judge it, and a pruned child costs the landscape's `pruned_cost` (start-up and the
+budget it used; without one, that fraction of its whole cost) and scores nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from evolve.policy import Limits, Policy, RunAborted
 from evolve.proposals import Child, Failure
 from evolve.strategies import make_strategy
+from fitness.curves import PruneRule
 from fitness.result import RunResult
 from mutators import MutatorConfig, Mutators
 from mutators.offline import MAX_TRIES, consistent, perturb
@@ -30,6 +34,7 @@ from population.survivors import Survivors
 
 FRESH_SEEDS = (1000, 1001, 1002)  # the pick is confirmed at training seeds the search never used
 CHECKPOINTS = 20  # points of the best-so-far curve over the run's wall clock
+PRUNED_TARGET = 4  # a pruned run's child target, times the unpruned one's: its wall clock stops it first
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class SimConfig:
     population: PopulationConfig = PopulationConfig()
     noise_repeats: int = 3
     repeat_share: float = 0.5
+    pruning: PruneRule | None = None  # evolve.policy.Limits.pruning
 
 
 @dataclass
@@ -52,6 +58,9 @@ class History:
     gain: float = math.nan  # seed's mean at FRESH_SEEDS minus the pick's
     true_gain: float = math.nan  # the same without noise (the landscape's mean)
     curve: list[tuple[float, float]] = field(default_factory=list)  # (wall seconds, true gain of the pick then)
+    pruned: int = 0  # children stopped early on their curve
+    false_prunes: int = 0  # of those, children whose val_bpb would have been the lowest seed-0 score yet
+    lowest: float = math.inf  # the lowest seed-0 val_bpb so far (what a false prune would have beaten)
 
 
 class SimBoard:
@@ -164,12 +173,14 @@ def run_strategy(
     strategy: str, landscape, slots: int, children: int, seed: int, config: SimConfig = SimConfig()
 ) -> History:
     """One run of `strategy` with `slots` virtual slots, stopped at `children` children or at the wall clock
-    a run of that many children (and the noise evaluations) takes at full width, whichever comes first."""
+    a run of that many children (and the noise evaluations) takes at full width, whichever comes first. With
+    pruning only that wall clock stops it: the slot time pruned children leave goes to more children."""
     board = SimBoard(landscape.seed_genome(), _with_seed(config.population, seed))
     seed_cost = landscape.evaluate(landscape.seed_genome(), 0)[1]
     budget = math.ceil((children + config.noise_repeats) / slots) * seed_cost
-    limits = Limits(children, config.population.population_size, config.noise_repeats, 0, budget, math.inf,
-                    repeat_share=config.repeat_share)  # fmt: skip
+    target = children if config.pruning is None else PRUNED_TARGET * children
+    limits = Limits(target, config.population.population_size, config.noise_repeats, 0, budget, math.inf,
+                    repeat_share=config.repeat_share, pruning=config.pruning)  # fmt: skip
     chosen = make_strategy(strategy, board.seed().id, slots)
     policy = Policy(limits, chosen, board, slots, children_done=0, now=0.0)
     for slot in range(slots):
@@ -193,31 +204,49 @@ def _drive(policy: Policy, board: SimBoard, proposer: SimProposer, landscape, hi
             policy.child_ready(item) if isinstance(item, Child) else policy.proposal_failed(item)
         policy.check_limits(now, 0.0)
         for slot, task in policy.dispatch(now):
-            val_bpb, cost, _ = landscape.evaluate(board.knobs[task.genome_id], task.seed)
-            heapq.heappush(events, (now + cost, seq, slot, val_bpb, cost))
+            result, would_be = _evaluate(landscape, board.knobs[task.genome_id], task)
+            heapq.heappush(events, (now + result.total_seconds, seq, slot, result, would_be))
             seq += 1
         if policy.finished():
             return
         if not events:
             raise RunAborted(f"{strategy.name}: nothing to run and nothing in flight")
-        now, _, slot, val_bpb, cost = heapq.heappop(events)
+        now, _, slot, result, would_be = heapq.heappop(events)
         while mark < CHECKPOINTS and now >= (mark + 1) * history.budget_seconds / CHECKPOINTS:
             mark += 1
             history.curve.append(
                 (mark * history.budget_seconds / CHECKPOINTS, _true_gain(board, strategy.pick(board), landscape))
             )
         task = policy.release(slot, now)
-        result = _result(val_bpb, cost)
         board.record(task.genome_id, task.kind, result)
         policy.recorded(task, result)
         history.evaluations.append((now, task.kind, task.genome_id, task.seed, result.val_bpb if result.ok else None))
+        _count_prunes(history, task.seed, result, would_be)
         history.children = policy.children_done
 
 
-def _result(val_bpb: float | None, cost: float) -> RunResult:
+def _count_prunes(history: History, seed: int, result: RunResult, would_be: float | None) -> None:
+    if result.status == "pruned":
+        history.pruned += 1
+        history.false_prunes += int(would_be is not None and would_be < history.lowest)
+    elif result.ok and seed == 0:
+        history.lowest = min(history.lowest, result.val_bpb)
+
+
+def _evaluate(landscape, knobs: dict, task) -> tuple[RunResult, float | None]:
+    """The landscape's evaluation as the trainer would return it: pruned where the task's rule says so at
+    its point of the curve (the curve up to there is all the trainer had seen); and the val_bpb it had."""
+    val_bpb, cost, curve = landscape.evaluate(knobs, task.seed)
+    rule = task.prune
+    if rule is not None and val_bpb is not None:
+        seen = tuple(point for point in curve if point[0] <= rule.at + 1e-9)
+        reason = rule.verdict(seen)
+        if reason:
+            paid = landscape.pruned_cost(knobs, rule.at) if hasattr(landscape, "pruned_cost") else cost * rule.at
+            return RunResult("pruned", reason=reason, total_seconds=paid, loss_curve=seen), val_bpb
     if val_bpb is not None and math.isfinite(val_bpb):
-        return RunResult("ok", val_bpb=val_bpb, training_seconds=cost)
-    return RunResult("crash", reason="failed in the landscape", training_seconds=cost)
+        return RunResult("ok", val_bpb=val_bpb, total_seconds=cost, loss_curve=tuple(curve)), val_bpb
+    return RunResult("crash", reason="failed in the landscape", total_seconds=cost), None
 
 
 def _true_gain(board: SimBoard, pick: str | None, landscape) -> float:

@@ -11,6 +11,11 @@ half) over the landscape seeds; also the fit's held-out rank correlation.
 
     python -m benchmarks.simulate                 # 16 and 64 slots, 800 children, 20 landscapes: ~5 min
     python -m benchmarks.simulate --quick --out /tmp/sim.json
+    python -m benchmarks.simulate --prune off on --out benchmarks/results/prune.json   # the pruning ablation
+
+With `--prune on`, children are pruned (evolve.policy.Limits.pruning, thresholds --prune-at and
+--prune-margin) and the strategy is reported as e.g. `evolve+prune`, with the share of children pruned and
+of false prunes (pruned children that would have been the lowest seed-0 score so far).
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from pathlib import Path
 from benchmarks import commit, landscape_data, landscape_fit
 from benchmarks.landscape import SurrogateLandscape
 from benchmarks.population_bench import machine
-from benchmarks.simrun import FRESH_SEEDS, History, run_strategy
+from benchmarks.simrun import FRESH_SEEDS, History, SimConfig, run_strategy
 from evolve.strategies import STRATEGIES
+from fitness.curves import PruneRule
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PRUNE = PruneRule(())  # --prune's default thresholds: the run's (fitness.curves.PruneRule)
 REFERENCE = "parallel-greedy"
 
 
@@ -45,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         landscape = SurrogateLandscape.fitted(seed, observations, lam)
         for slots in args.slots:
             for strategy in args.strategies:
-                runs.append(run_strategy(strategy, landscape, slots, args.children, seed))
+                runs.extend(_runs(args, strategy, landscape, slots, seed))
         print(f"simulate: landscape {seed}/{args.seeds} done ({time.perf_counter() - started:.0f} s)", flush=True)
     report = _report(args, runs, quality, time.perf_counter() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -53,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     _plot(report, runs, args.out.with_suffix(".png"))
     for line in table(report):
         print(line)
+    if "on" in args.prune:
+        for line in prune_table(report):
+            print(line)
     return 0
 
 
@@ -64,7 +74,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
     p.add_argument("--quick", action="store_true", help="8 slots, 60 children, 2 landscapes (tests)")
     p.add_argument("--out", type=Path, default=RESULTS / "simulate.json")
+    p.add_argument("--prune", nargs="+", choices=("off", "on"), default=["off"], help="without and/or with pruning")
+    p.add_argument("--prune-at", type=float, nargs="+", default=[PRUNE.at], help="fractions of the budget")
+    p.add_argument("--prune-margin", type=float, nargs="+", default=[PRUNE.margin], help="nats behind the parent")
     return p
+
+
+def _rules(args) -> dict[str, PruneRule | None]:
+    """Each --prune setting by its label's suffix: "" (off), "+prune", or "+prune AT/MARGIN" for a sweep."""
+    rules = {"": None} if "off" in args.prune else {}
+    if "on" in args.prune:
+        pairs = [(at, margin) for at in args.prune_at for margin in args.prune_margin]
+        for at, margin in pairs:
+            rules["+prune" if len(pairs) == 1 else f"+prune {at:g}/{margin:g}"] = PruneRule((), at, margin)
+    return rules
+
+
+def _runs(args, strategy: str, landscape, slots: int, seed: int) -> list[History]:
+    """One run per --prune setting, its strategy labelled with the setting (see _rules)."""
+    runs = []
+    for suffix, rule in _rules(args).items():
+        run = run_strategy(strategy, landscape, slots, args.children, seed, SimConfig(pruning=rule))
+        run.strategy += suffix
+        runs.append(run)
+    return runs
 
 
 def summarize(runs: list[History], slots: int, strategy: str) -> dict:
@@ -83,12 +116,16 @@ def summarize(runs: list[History], slots: int, strategy: str) -> dict:
         "median_true_gain": round(statistics.median(r.true_gain for r in mine.values()), 4),
         "median_children": statistics.median(r.children for r in mine.values()),
         "median_evaluations": statistics.median(len(r.evaluations) for r in mine.values()),
+        "pruned_share": round(sum(r.pruned for r in mine.values()) / max(1, sum(r.children for r in mine.values())), 3),
+        "pruned": sum(r.pruned for r in mine.values()),
+        "false_prunes": sum(r.false_prunes for r in mine.values()),
         "landscapes": len(gains),
     }
 
 
 def _report(args, runs: list[History], quality: dict, seconds: float) -> dict:
-    rows = [summarize(runs, slots, s) for slots in args.slots for s in args.strategies]
+    labels = [s + suffix for s in args.strategies for suffix in _rules(args)]
+    rows = [summarize(runs, slots, s) for slots in args.slots for s in labels]
     return {
         "benchmark": "simulate",
         "machine": machine(),
@@ -98,8 +135,11 @@ def _report(args, runs: list[History], quality: dict, seconds: float) -> dict:
             "slots": args.slots,
             "children": args.children,
             "landscape_seeds": args.seeds,
-            "strategies": args.strategies,
+            "strategies": labels,
             "confirm_seeds": list(FRESH_SEEDS),
+            "prune": {"at": args.prune_at, "margin": args.prune_margin, "window": PRUNE.window}
+            if "on" in args.prune
+            else None,
         },  # fmt: skip
         "landscape": "benchmarks.landscape.SurrogateLandscape (cpu profile, 10 s time budget per child)",
         "fit_quality": quality,
@@ -136,10 +176,34 @@ def table(report: dict) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for r in report["table"]:
-        win = "-" if r["strategy"] == REFERENCE else f"{r['win_rate_vs_parallel_greedy']:.2f}"
+        rate = r["win_rate_vs_parallel_greedy"]
+        win = "-" if r["strategy"] == REFERENCE or rate is None else f"{rate:.2f}"
         lines.append(
             f"| {r['slots']} | {r['strategy']} | {r['median_gain']:.4f} | {r['iqr'][0]:.4f} to {r['iqr'][1]:.4f} "
             f"| {win} | {r['median_children']:g} |"
+        )
+    return lines
+
+
+def prune_table(report: dict) -> list[str]:
+    """Per width, each pruned setting against the same strategy unpruned: gain, children, pruned, false prunes."""
+    rows = {(r["slots"], r["strategy"]): r for r in report["table"]}
+    lines = [
+        "| slots | strategy | median gain (bpb) | unpruned | win rate vs unpruned | children | pruned | false prunes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (slots, label), r in rows.items():
+        base = rows.get((slots, label.split("+prune")[0]))
+        if "+prune" not in label or base is None:
+            continue
+        mine = {x["seed"]: x["gain"] for x in report["runs"] if x["slots"] == slots and x["strategy"] == label}
+        theirs = {
+            x["seed"]: x["gain"] for x in report["runs"] if x["slots"] == slots and x["strategy"] == base["strategy"]
+        }
+        wins = sum(1.0 if mine[s] > theirs[s] else 0.5 if mine[s] == theirs[s] else 0.0 for s in mine)
+        lines.append(
+            f"| {slots} | {label} | {r['median_gain']:.4f} | {base['median_gain']:.4f} | {wins / len(mine):.2f} "
+            f"| {r['median_children']:g} | {r['pruned_share']:.0%} | {r['false_prunes']} of {r['pruned']} |"
         )
     return lines
 

@@ -97,6 +97,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         choices=STRATEGIES,
         help="evolve (default), or a baseline: greedy (one child at a time), parallel-greedy, independent, random",
     )
+    g.add_argument(
+        "--prune",
+        action=argparse.BooleanOptionalAction,
+        help="stop a child whose training loss trails its parent's at the same point of the budget (default: on)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

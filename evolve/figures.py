@@ -1,4 +1,5 @@
-"""The report's figures, drawn with matplotlib in seaborn's style: search progress and a lineage graph.
+"""The report's figures, drawn with matplotlib in seaborn's style: search progress, a lineage graph and a
+genome's loss curve against its parents'.
 
 Each function takes plain data (the archive frame, a LineageView) and returns a Figure, so tests can
 read back exactly what was plotted (every artist that carries data has a `gid`). No pyplot: figures
@@ -17,6 +18,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from evolve.lineage import LineageView, changes, score
+from population.archive import curve as row_curve
 from population.export import best_history
 from population.messages import PopulationConfig
 
@@ -128,6 +130,48 @@ def lineage_figure(view: LineageView) -> Figure:
         ax.set_axis_off()
         root = view.nodes[view.genome_id]
         ax.set_title(f"lineage of {root.genome.short_id} ({root.genome.operator}): val_bpb {score(root.stats)}")
+    return fig
+
+
+@dataclass(frozen=True)
+class Curves:
+    """A genome's training-loss curve and its parents', each from its first evaluation at training seed 0
+    (else its first with a curve): the losses are the genomes' own reports, shown, never scored."""
+
+    genome_id: str
+    lines: tuple[tuple[str, str, str, tuple], ...]  # (genome id, "child" | "parent", status, curve)
+
+
+def curves(frame: pd.DataFrame, genome_id: str, parents: tuple[str, ...]) -> Curves:
+    lines = []
+    for gid, role in ((genome_id, "child"), *((p, "parent") for p in parents)):
+        rows = frame[frame.genome_id == gid].sort_values("eval_id")
+        rows = sorted(rows.to_dict("records"), key=lambda r: r["seed"] != 0)
+        row = next((r for r in rows if row_curve(r)), None)
+        if row is not None:
+            lines.append((gid, role, row["status"], row_curve(row)))
+    return Curves(genome_id, tuple(lines))
+
+
+def curves_figure(data: Curves) -> Figure:
+    """Each curve as training loss over the fraction of the budget used; a pruned child's ends where it was
+    stopped."""
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+        fig = Figure(figsize=(10, 5), layout="constrained")
+        ax = fig.add_subplot()
+        for gid, role, status, curve in data.lines:
+            progress, loss = zip(*curve, strict=True)
+            colour, width = (GREEN, 2.0) if role == "child" else (GRAY, 1.2)
+            text = f"{gid[:7]} ({role})" + ("" if status == "ok" else f", {status}")
+            ax.plot(progress, loss, c=colour, lw=width, label=text, gid=gid)
+        ax.set_title(f"training loss of {data.genome_id[:7]} and its parents (their own reports)")
+        ax.set_xlabel("fraction of the training budget")
+        ax.set_ylabel("training loss (nats)")
+        ax.set_xlim(0.0, 1.0)
+        if data.lines:
+            ax.legend(loc="upper right", fontsize=9)
+        else:
+            ax.text(0.5, 0.5, "no loss curve recorded", ha="center", transform=ax.transAxes)
     return fig
 
 

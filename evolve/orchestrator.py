@@ -21,6 +21,7 @@ from evolve.progress import Progress
 from evolve.proposals import Child, Outcome, Proposer, add_llm
 from evolve.strategies import Strategy
 from fitness.result import RunResult
+from population.archive import curve
 from population.messages import Fitness, Genome
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class Orchestrator:
         if stop:
             self.progress.note(f"stopping: {stop}; waiting for {len(p.inflight)} evaluations in flight")
         for slot, task in p.dispatch(time.monotonic()):
-            self.pool.train(slot, task.source, task.seed)
+            self.pool.train(slot, task.source, task.seed, task.prune)
             self.progress.started(task, p.status(time.monotonic(), self._llm_cost(), self.proposer.in_flight))
         self._propose()
         if p.finished():
@@ -146,6 +147,7 @@ class Orchestrator:
             self.progress.note(f"re-queued {len(leftovers)} children left unevaluated by the last session")
         for row in frame.itertuples():  # what the prompts should know about evaluations so far
             self._remember_row(row)
+            self.policy.curve_seen(row.genome_id, row.seed, row.status, curve(row))  # what children prune against
 
     def _take_proposals(self) -> None:
         for item in self.proposer.finished():

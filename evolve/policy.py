@@ -13,11 +13,13 @@ in-process tests. None of this reads a clock, touches Ray or prints.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass
 
 from evolve.strategies import Board, Strategy
+from fitness.curves import Curve, PruneRule
 from fitness.result import RunResult
 from population.messages import Genome, LLMSpend
 
@@ -40,6 +42,7 @@ class Task:
     llm: LLMSpend | None = None
     attempts: int = 0  # worker deaths so far
     parent: str | None = None  # a child's first parent (what a greedy line compares it with)
+    prune: PruneRule | None = None  # set at dispatch: the trainer stops the child if its curve trails this
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class Limits:
     max_llm_cost: float = math.inf  # whole run (--max-llm-cost)
     max_worker_retries: int = 2  # re-queues of one task after its worker died
     repeat_share: float = 0.5  # repeats started per child started, at most (repeats confirm would-be bests)
+    pruning: PruneRule | None = None  # children's rule, its parent's curve filled in at dispatch; None: none
 
 
 class Policy:
@@ -79,6 +83,7 @@ class Policy:
         self.busy_seconds = 0.0  # slot time spent on finished evaluations this session
         self.evaluations = 0  # finished this session
         self.dispatched = {"child": 0, "repeat": 0}  # started this session, by kind
+        self.curves: dict[str, Curve] = {}  # each genome's loss curve at training seed 0 (what pruning compares)
 
     # --- work in ------------------------------------------------------------------------------------
     def queue_leftovers(self, noise_done: int, unevaluated: list[Genome], billed: set[str] = frozenset()) -> None:
@@ -157,6 +162,7 @@ class Policy:
             if task is None:
                 break
             slot = self.idle.popleft()
+            task.prune = self._prune_rule(task)
             self.inflight[slot] = Running(task, now)
             if task.kind in self.dispatched:
                 self.dispatched[task.kind] += 1
@@ -202,6 +208,7 @@ class Policy:
         """Accounting once the driver has recorded `result`; True: the driver may ask for a repair."""
         if task.kind == "child" and result.status != "interrupted":
             self.children_done += 1
+        self.curve_seen(task.genome_id, task.seed, result.status, result.loss_curve)
         score = result.val_bpb if result.ok else None
         if task.kind == "child" and task.seed == 0:
             self.strategy.scored(task.genome_id, task.parent or "", score)
@@ -237,6 +244,20 @@ class Policy:
         )
         if not noise_left:
             raise RunAborted(f"the seed genome does not train on this profile: {result.status}: {result.reason}")
+
+    # --- pruning ------------------------------------------------------------------------------------
+    def curve_seen(self, genome_id: str, seed: int, status: str, curve: Curve) -> None:
+        """A recorded evaluation's loss curve (the driver also replays the archive's on resume): a genome's
+        first whole curve at training seed 0 is what its children are compared with."""
+        if status == "ok" and seed == 0 and curve:
+            self.curves.setdefault(genome_id, curve)
+
+    def _prune_rule(self, task: Task) -> PruneRule | None:
+        """A child at seed 0 whose first parent's curve at seed 0 is known may be pruned; nothing else is."""
+        pruning = self.limits.pruning
+        if pruning is None or task.kind != "child" or task.seed != 0 or task.parent not in self.curves:
+            return None
+        return dataclasses.replace(pruning, parent=self.curves[task.parent])
 
     # --- accounting ---------------------------------------------------------------------------------
     def children_to_dispatch(self) -> int:

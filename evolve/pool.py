@@ -12,6 +12,7 @@ from collections.abc import Callable
 import ray
 
 from evolve.messages import Trained, Where, WorkerReady
+from fitness.curves import PruneRule
 from fitness.result import RunResult
 
 WORKER_DIED = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError)
@@ -40,8 +41,8 @@ class WorkerPool:
     def retire(self, index: int) -> None:
         ray.kill(self.workers[index], no_restart=True)
 
-    def train(self, index: int, source: str, seed: int) -> None:
-        self.training[self.workers[index].train.remote(source, seed)] = index
+    def train(self, index: int, source: str, seed: int, prune: PruneRule | None = None) -> None:
+        self.training[self.workers[index].train.remote(source, seed, prune)] = index
 
     def waiting(self) -> list[ray.ObjectRef]:
         return [*self.training, *self.starting]

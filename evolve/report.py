@@ -1,4 +1,4 @@
-"""`python -m evolve report --run-dir D`: progress.png, lineage.png, a summary table and report.html.
+"""`python -m evolve report --run-dir D`: progress.png, lineage.png, curves.png, a summary table and report.html.
 
 Everything is read from the run directory (read-only), so a report of a live run is a snapshot of it.
 The summary counts children (finished child evaluations), failures by status, the best genome against
@@ -92,7 +92,8 @@ def main(args: argparse.Namespace) -> int:
     (out / "report.html").write_text(page)
     (out / "summary.txt").write_text(summary_text(summary) + "\n")
     print(summary_text(summary))
-    print(f"wrote {out / 'progress.png'}, {out / 'lineage.png'}, {out / 'summary.txt'}, {out / 'report.html'}")
+    images = ", ".join(str(out / f"{name}.png") for name in ("progress", "lineage", "curves"))
+    print(f"wrote {images}, {out / 'summary.txt'}, {out / 'report.html'}")
     return 0
 
 
@@ -103,9 +104,11 @@ def _draw(pop: Population, frame: pd.DataFrame, stats, summary: Summary, lineage
     from evolve.report_html import render
 
     view = lineage_view(pop, lineage_id, stats)
-    paths = {"progress": out / "progress.png", "lineage": out / "lineage.png"}
+    paths = {name: out / f"{name}.png" for name in ("progress", "lineage", "curves")}
     figures.save(figures.progress_figure(figures.progress(frame, summary.seed_id, pop.config)), paths["progress"])
     figures.save(figures.lineage_figure(view), paths["lineage"])
+    parents = pop.genome(lineage_id).parents
+    figures.save(figures.curves_figure(figures.curves(frame, lineage_id, parents)), paths["curves"])
     return render(pop, frame, stats, summary, view, paths)
 
 

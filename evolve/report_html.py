@@ -1,9 +1,10 @@
 """report.html: one self-contained page (inline CSS, JS and base64 images; nothing fetched).
 
 It holds the summary, the progress plot, the best genome's lineage tree (click a node: its diff from
-its parents), the lineage image and a table of every evaluated genome (click a header to sort; click
-a row of a genome whose diff is stored to see it). Every value from the run is HTML-escaped; the diffs
-travel as JSON in a script tag, with `<` escaped so no text can close it.
+its parents), the lineage image, that genome's loss curve against its parents', and a table of every
+evaluated genome (click a header to sort; click a row of a genome whose diff is stored to see it). Every
+value from the run is HTML-escaped; the diffs travel as JSON in a script tag, with `<` escaped so no text
+can close it.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def render(
         f"<h2>Lineage of {'the best genome' if view.genome_id == summary.best_id else 'genome'}"
         f" {view.genome_id[:7]}</h2>{_lineage(view)}",
         _image(images["lineage"], f"lineage graph of {view.genome_id[:7]}"),
+        f"<h2>Loss curve of {view.genome_id[:7]} against its parents'</h2>",
+        _image(images["curves"], f"training loss of {view.genome_id[:7]} and its parents"),
         f"<h2>Genomes</h2>{_genomes(frame, stats)}",
         f"<script type='application/json' id='diffs'>{_json(_diffs(pop, view, stats))}</script>",
         f"<script>{SCRIPT}</script>",

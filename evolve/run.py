@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from evolve.cli import UsageError, profile_arg, read_genome
-from evolve.settings import CACHE_ENV, DEFAULT_POPULATION, PROGRAM, RUN_JSON, SEED_GENOME, Settings
+from evolve.settings import CACHE_ENV, DEFAULT_POPULATION, DEFAULT_PRUNE, PROGRAM, RUN_JSON, SEED_GENOME, Settings
 from fitness.interface import check_genome
 from fitness.profile import Profile
 from mutators import MutatorConfig, MutatorConfigError, Mutators
@@ -85,6 +85,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         repeat_share=args.repeat_share,
         seed=args.seed,
         strategy=args.strategy or "evolve",
+        prune=DEFAULT_PRUNE if args.prune is None else args.prune,
     )
     return _reconcile(settings, args)
 
@@ -115,9 +116,14 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> Settings:
     strategy = recorded.get("strategy", "evolve")
     if args.strategy is not None and args.strategy != strategy:
         raise UsageError(f"run directory {where!r} runs --strategy {strategy}; resume it with the same value")
+    prune = recorded.get("prune") is not None
+    if args.prune is not None and args.prune != prune:
+        raise UsageError(f"run directory {where!r} runs {'--prune' if prune else '--no-prune'}; resume it so")
     population = dataclasses.replace(settings.population, population_size=size)
     noise = int(recorded.get("noise_repeats", settings.noise_repeats))
-    return dataclasses.replace(settings, profile=profile, population=population, noise_repeats=noise, strategy=strategy)
+    return dataclasses.replace(
+        settings, profile=profile, population=population, noise_repeats=noise, strategy=strategy, prune=prune
+    )
 
 
 def main(args: argparse.Namespace) -> int:

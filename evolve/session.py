@@ -27,7 +27,7 @@ from evolve.policy import Limits, RunAborted
 from evolve.pool import WorkerPool
 from evolve.progress import Progress, best_text, duration
 from evolve.proposals import Proposer
-from evolve.settings import Settings, record_worker
+from evolve.settings import PRUNING, Settings, record_worker
 from evolve.strategies import make_strategy
 from evolve.workers import TrainerWorker
 from mutators import Mutators
@@ -164,6 +164,7 @@ class Session:
             max_seconds=s.max_hours * 3600 if math.isfinite(s.max_hours) else math.inf,
             max_llm_cost=s.max_llm_cost,
             repeat_share=s.repeat_share,
+            pruning=PRUNING if s.prune else None,
         )
         session = datetime.now(timezone.utc).isoformat(timespec="seconds")
 

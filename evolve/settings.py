@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fitness.curves import PruneRule
 from fitness.profile import Profile
 from mutators import MutatorConfig
 from population import PopulationConfig
@@ -24,6 +25,8 @@ PROGRAM = REPO / "experiments" / "program.md"
 RUN_JSON = "run.json"
 SESSIONS = "sessions.jsonl"
 DEFAULT_POPULATION = 16
+DEFAULT_PRUNE = True  # the simulator and real curves support it: docs/benchmarks.md, "How to read the pruning figures"
+PRUNING = PruneRule(())  # the rule --prune stops children by (its thresholds: fitness.curves.PruneRule)
 CACHE_ENV = ("EVOLVE_CACHE", "EVOLVE_CLIMBMIX_URL")  # passed on to trainer workers when set here
 
 
@@ -48,6 +51,7 @@ class Settings:
     repeat_share: float
     seed: int
     strategy: str = "evolve"  # evolve.strategies.STRATEGIES
+    prune: bool = DEFAULT_PRUNE  # stop children whose loss curve trails their parent's (fitness.curves.PruneRule)
     dashboard: bool = False  # Ray's dashboard with the local Ray
 
     @property
@@ -69,6 +73,7 @@ class Settings:
             "noise_repeats": self.noise_repeats,
             "device": self.device,
             "strategy": self.strategy,
+            "prune": {k: v for k, v in PRUNING.to_dict().items() if k != "parent"} if self.prune else None,
             "clock": clock_name(self.device),  # what a child's budget counts: CPU-seconds over its threads, or wall
             "settings": self.resolved(),
         }

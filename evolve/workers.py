@@ -22,6 +22,7 @@ import ray
 
 from evolve.messages import Trained, Where, WorkerReady
 from fitness import data
+from fitness.curves import PruneRule
 from fitness.profile import Profile
 from trainer import Standby, TrainerConfig, scorer_process
 from trainer import run as train_one
@@ -64,8 +65,9 @@ class TrainerWorker:
             environment=provenance.environment(self.profile),
         )
 
-    def train(self, source: str, seed: int) -> Trained:
-        """Train and score one genome; a crash of the genome is a result, never an exception here."""
+    def train(self, source: str, seed: int, prune: PruneRule | None = None) -> Trained:
+        """Train and score one genome (stopped early, unscored, when its loss curve trails by `prune`); a
+        crash of the genome is a result, never an exception here."""
         started = now_iso()
         result = train_one(
             source,
@@ -76,6 +78,7 @@ class TrainerWorker:
             standby=self.standby,
             hide=self._hide(),
             log_path=self._log_path(source, seed, started),
+            prune=prune,
         )
         self.children += 1
         return Trained(result, Where(node=self.node, worker=self.worker, started=started, finished=now_iso()))

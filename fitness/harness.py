@@ -24,10 +24,12 @@ import numpy as np
 import torch
 
 from fitness import cpuclock
+from fitness.curves import Writer
 from fitness.data import RowSampler
 from fitness.profile import Profile
 
 EXIT_NAN = 3  # child exit codes the trainer maps to statuses
+CURVE_ENV = "EVOLVE_CURVE_FD"  # the trainer's curve pipe (trainer.supervise); taken before the genome runs
 _now = time.perf_counter  # captured before any genome code runs
 
 # Set by start(); read by the genome.
@@ -84,6 +86,8 @@ class _Session:
         self.training_seconds: float | None = None
         self.status, self.reason = "crash", ""
         self.exporting = False
+        fd = os.environ.pop(CURVE_ENV, None)
+        self.curve = Writer(int(fd) if fd is not None else None)
 
     def tokens_spent(self) -> bool:
         """The token budget (0 = none) is used up; the batch that crosses it is served whole."""
@@ -142,9 +146,12 @@ def progress() -> float:
 
 
 def report(step: int, loss: float) -> None:
-    """Tell the harness the latest training loss; a non-finite or exploding loss ends the run as nan."""
+    """Tell the harness the latest training loss; a non-finite or exploding loss ends the run as nan. The
+    losses make the child's loss curve, which the trainer may stop it on when it trails its parent's."""
     _session.steps = max(_session.steps, int(step) + 1)
     loss = float(loss)
+    if math.isfinite(loss):
+        _session.curve.add(progress(), loss)  # progress on the harness's clock, never the genome's say
     if not math.isfinite(loss) or loss > _session.profile.loss_explode:
         _session.status, _session.reason = "nan", f"training loss {loss} at step {step}"
         _session.write()
@@ -157,6 +164,7 @@ def submit(model: torch.nn.Module) -> None:
     if _session.training_seconds is not None:
         return  # the first submission counts
     _session.training_seconds = _session.clock.elapsed()
+    _session.curve.flush()
     _session.steps = _session.steps or _session.clock.requests
     rows = _session.sampler.rows[: _session.profile.eval_batch_size]
     example = torch.from_numpy(np.stack([_session.sampler.tokens[s : s + seq_len] for s in rows]).astype(np.int64))

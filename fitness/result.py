@@ -10,13 +10,15 @@ from dataclasses import dataclass
 # wall-clock limit. over_budget: trained past its budget. nan: loss or logits went non-finite.
 # invalid: broke the harness contract (no model, non-causal, wrong logits shape, not exportable).
 # interrupted: the run was stopped while this child was in flight (set by the orchestrator).
-STATUSES = ("ok", "crash", "timeout", "over_budget", "nan", "invalid", "interrupted")
+# pruned: stopped early by the trainer because its loss curve trailed its parent's (fitness.curves); unscored.
+STATUSES = ("ok", "crash", "timeout", "over_budget", "nan", "invalid", "interrupted", "pruned")
 
 
 @dataclass(frozen=True)
 class RunResult:
     """Every figure is measured outside the genome's reach (the trainer, the kernel, the scorer) but the two
-    marked as the genome's own report: shown, and never used in a decision."""
+    marked as the genome's own report: shown, and never used in a decision (its loss curve may stop it early:
+    status pruned; it never scores it)."""
 
     status: str
     reason: str = ""  # one line; empty for ok
@@ -34,6 +36,7 @@ class RunResult:
     budget_seconds: float = 0.0
     phases: dict = dataclasses.field(default_factory=dict)  # non-training seconds by phase
     log_tail: str = ""
+    loss_curve: tuple = ()  # ((progress, training loss), ...): the genome's own report (fitness.curves)
 
     def __post_init__(self) -> None:
         assert self.status in STATUSES, self.status
@@ -52,4 +55,6 @@ class RunResult:
     @classmethod
     def from_dict(cls, d: dict) -> RunResult:
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        fields = {k: v for k, v in d.items() if k in names}
+        fields["loss_curve"] = tuple(tuple(point) for point in fields.get("loss_curve", ()))
+        return cls(**fields)

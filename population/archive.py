@@ -3,7 +3,8 @@
 A genome may be evaluated several times (`kind`: "child" for its first training, "repeat" for
 re-evaluations that measure its fitness, "replay" for re-running an old genome, "noise" for repeats of
 the seed that measure sigma); its fitness comes from all of its ok rows. `make_row` is pure: the caller
-passes the timestamps.
+passes the timestamps. Each row keeps its loss curve (at most 200 float32 pairs, `curve`; older
+segments without it read as none).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ SCHEMA = pa.schema(
         ("llm_cost_usd", pa.float64()),
         ("started", pa.string()),  # ISO timestamps, as passed by the caller
         ("finished", pa.string()),
+        ("curve_progress", pa.list_(pa.float32())),  # the loss curve (fitness.curves): budget fraction ...
+        ("curve_loss", pa.list_(pa.float32())),  # ... and the genome's own training loss there; empty if none
     ]
 )
 _RESULT_FIELDS = (
@@ -93,8 +96,21 @@ def make_row(
         llm_cost_usd=float(llm.cost_usd),
         started=started,
         finished=finished,
+        curve_progress=[float(p) for p, _ in result.loss_curve],
+        curve_loss=[float(loss) for _, loss in result.loss_curve],
     )
     return row
+
+
+def curve(row) -> tuple[tuple[float, float], ...]:
+    """A row's loss curve as (progress, loss) pairs (a row dict, a frame's row or itertuples' tuple; none for
+    rows written before curves were kept)."""
+    progress, loss = (
+        (row["curve_progress"], row["curve_loss"]) if isinstance(row, dict) else (row.curve_progress, row.curve_loss)
+    )
+    if progress is None or loss is None:
+        return ()
+    return tuple((float(p), float(v)) for p, v in zip(progress, loss, strict=True))
 
 
 def ok_value(row: dict) -> float | None:

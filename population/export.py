@@ -54,7 +54,8 @@ def results_tsv(archive: pd.DataFrame, seed_id: str, config: PopulationConfig) -
     lines = ["\t".join(HEADER)]
     for genome_id, rows in finished.groupby("genome_id", sort=False):
         ok = rows[rows.val_bpb.map(math.isfinite) & (rows.status == "ok")]
-        status = "crash" if not len(ok) else "keep" if genome_id in kept else "discard"
+        pruned = (rows.status == "pruned").any()  # stopped on its curve: trained, and discarded
+        status = "crash" if not len(ok) and not pruned else "keep" if genome_id in kept else "discard"
         val_bpb = ok.val_bpb.mean() if len(ok) else 0.0
         memory_gb = ok.peak_memory_mb.max() / 1024 if len(ok) else 0.0
         description = " ".join(str(rows.description.iloc[0]).split())

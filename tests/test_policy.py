@@ -7,12 +7,14 @@ messages made here, as the Proposer would hand them over.
 from __future__ import annotations
 
 import random
+from collections import deque
 
 import pytest
 
 from evolve.policy import MAX_PROPOSAL_FAILURES, Limits, Policy, RunAborted
 from evolve.proposals import Child, Failure
 from evolve.strategies import make_strategy
+from fitness.curves import PruneRule
 from fitness.result import RunResult
 from population import Population, PopulationConfig
 
@@ -224,3 +226,52 @@ def test_proposals_are_kept_ready_for_the_idle_slots_plus_the_lookahead_and_no_m
     assert policy.proposals_wanted(in_flight=2) == 0
     small = make_policy(pop, slots=2, target=2)
     assert small.proposals_wanted(in_flight=0) == 2
+
+
+CURVE = ((0.1, 5.0), (0.4, 4.0), (1.0, 3.0))
+PRUNING = PruneRule((), at=0.4, margin=0.05, window=0.1)
+
+
+def curved(val_bpb: float, curve=CURVE) -> RunResult:
+    return RunResult("ok", val_bpb=val_bpb, loss_curve=curve)
+
+
+def test_with_pruning_a_child_carries_its_parents_seed0_curve_and_nothing_else_does(pop):
+    policy = make_policy(pop, slots=2, pruning=PRUNING)
+    policy.queue_leftovers(0, [])
+    noise = policy.dispatch(now=0.0)
+    assert all(task.prune is None for _, task in noise)  # the seed's own evaluations are never pruned
+    finish(pop, policy, 1, curved(3.1, ((0.5, 9.0),)), now=5.0)  # seed 1: not the curve children compare with
+    finish(pop, policy, 0, curved(3.0), now=6.0)
+    propose(pop, policy, 1)
+    ((_, child),) = policy.dispatch(now=6.0)
+    assert child.kind == "child" and child.prune == PruneRule(CURVE, at=0.4, margin=0.05, window=0.1)
+
+
+def test_without_pruning_or_without_the_parents_curve_children_train_their_whole_budget(pop):
+    off = make_policy(pop, slots=1)
+    off.queue_leftovers(0, [])
+    finish(pop, off, *[s for s, _ in off.dispatch(now=0.0)], curved(3.0), now=1.0)
+    propose(pop, off, 1)
+    assert [t.prune for _, t in off.dispatch(now=1.0)] == [None]
+    on = make_policy(pop, slots=1, pruning=PRUNING)
+    on.queue_leftovers(0, [])
+    finish(pop, on, *[s for s, _ in on.dispatch(now=0.0)], ok(3.0), now=1.0)  # the seed left no curve
+    propose(pop, on, 2)
+    assert [t.prune for _, t in on.dispatch(now=1.0)] == [None]
+
+
+def test_a_pruned_child_counts_as_done_scores_nothing_and_frees_its_slot(pop):
+    policy = make_policy(pop, strategy="greedy", slots=1, target=2, pruning=PRUNING)
+    policy.queue_leftovers(2, [])
+    policy.curve_seen(pop.seed().id, 0, "ok", CURVE)  # replayed from the archive on resume
+    pop.record(pop.seed().id, ok(3.0), kind="noise", generation=0, **WHEN)
+    policy.strategy.scored(pop.seed().id, None, 3.0)
+    propose(pop, policy, 1)
+    ((slot, task),) = policy.dispatch(now=0.0)
+    assert task.prune is not None
+    pruned = RunResult("pruned", reason="pruned at 40% of its budget", loss_curve=((0.4, 9.0),))
+    assert finish(pop, policy, slot, pruned, now=4.0) is False  # no repair of a pruned child
+    assert policy.children_done == 1 and policy.idle == deque([slot])
+    assert task.genome_id not in policy.curves  # a cut-off curve is never a parent's yardstick
+    assert policy.strategy.lines[0].incumbent == pop.seed().id

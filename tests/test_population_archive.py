@@ -20,7 +20,8 @@ import pytest
 from fitness.result import RunResult
 from population import LLMSpend, Population, PopulationConfig, RunDirError
 from population.archive import SCHEMA
-from population.export import best_history
+from population.archive import curve as archive_curve
+from population.export import best_history, results_tsv
 from population.segments import SegmentLog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -213,3 +214,29 @@ def test_the_archive_directory_reads_with_plain_pandas_as_the_readme_shows(tmp_p
         expected = pop.archive()
     evals = pd.read_parquet(tmp_path / "run" / "archive").drop_duplicates("eval_id").sort_values("eval_id")
     pd.testing.assert_frame_equal(evals.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
+
+
+def test_loss_curve_is_archived_with_its_row_and_survives_reopening(tmp_path, seed_source):
+    curve = ((0.1, 5.5), (0.5, 4.25), (1.0, 3.75))
+    with Population.open(tmp_path / "run", seed_source, PopulationConfig()) as pop:
+        pop.record(pop.seed().id, RunResult("ok", val_bpb=1.0, loss_curve=curve), kind="noise", generation=0, **WHEN)
+        pop.record(pop.seed().id, RunResult("crash", reason="boom"), kind="noise", generation=0, **WHEN)
+    with Population.open(tmp_path / "run", seed_source, PopulationConfig()) as pop:
+        rows = pop.archive().to_dict("records")
+    assert archive_curve(rows[0]) == tuple((pytest.approx(p), pytest.approx(v)) for p, v in curve)
+    assert archive_curve(rows[1]) == ()
+
+
+def test_rows_of_segments_written_before_curves_read_with_no_curve(tmp_path):
+    old = pa.schema([f for f in SCHEMA if not f.name.startswith("curve_")])
+    SegmentLog(tmp_path, old).append([{"eval_id": 0, "genome_id": "g", "status": "ok"}])
+    (row,) = SegmentLog(tmp_path, SCHEMA).read().to_pylist()
+    assert archive_curve(row) == ()
+
+
+def test_results_tsv_discards_a_pruned_child_rather_than_calling_it_a_crash(tmp_path, seed_source):
+    with Population.open(tmp_path / "run", seed_source, PopulationConfig()) as pop:
+        child, _ = pop.add(seed_source + "# x\n", [pop.seed().id], "hyperparam", "x", 1)
+        pop.record(child.id, RunResult("pruned", reason="trails"), generation=1, **WHEN)
+        tsv = results_tsv(pop.archive(), pop.seed().id, pop.config)
+    assert f"{child.id[:7]}\t0.000000\t0.0\tdiscard\tx" in tsv.splitlines()

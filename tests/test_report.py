@@ -14,6 +14,7 @@ from smoke_run import evolve
 from evolve import figures
 from evolve.lineage import lineage_view
 from population import Population
+from population.archive import curve as archive_curve
 from population.export import best_history
 from population.lineage import unified_diff
 
@@ -141,7 +142,7 @@ def test_report_html_in_chromium_shows_the_tree_and_a_clicked_nodes_diff(smoke_r
         browser.navigate((out / "report.html").as_uri())
         nodes = browser.evaluate("Array.from(document.querySelectorAll('#tree .node')).map(n => n.dataset.id)")
         assert nodes == [merge.id, merge.parents[0], seed.id, merge.parents[1], seed.id]
-        assert browser.evaluate("document.querySelectorAll('img[src^=\"data:image/png;base64,\"]').length") == 2
+        assert browser.evaluate("document.querySelectorAll('img[src^=\"data:image/png;base64,\"]').length") == 3
         first = merge.parents[0]
         _click(browser, "#tree .node", 1)
         assert browser.evaluate("document.getElementById('diff-title').textContent").startswith(first[:7])
@@ -210,3 +211,28 @@ def test_llm_tokens_without_a_price_are_shown_as_unknown_spend_not_free():
     unpriced = "unknown for 1 evaluations (no price for claude-mythos-5-2; see --price)"
     assert cost_text(rows((800, 0.0, "claude-mythos-5-2"), (0, 0.0, ""))) == unpriced
     assert cost_text(rows((800, 0.0, "claude-mythos-5-2"), (900, 0.25, "claude-sonnet-5-5"))) == "$0.25 + " + unpriced
+
+
+def test_every_real_training_in_the_archive_keeps_its_loss_curve(smoke_run):
+    with Population.read(smoke_run.run_dir) as pop:
+        rows = pop.archive().to_dict("records")
+    trained = [r for r in rows if r["status"] == "ok"]
+    assert trained and all(len(archive_curve(r)) >= 10 for r in trained)
+    for row in trained:
+        losses = [loss for _, loss in archive_curve(row)]
+        assert losses[-1] < losses[0]  # the seed genome's loss falls over its budget
+
+
+def test_report_plots_the_childs_loss_curve_against_its_parents(smoke_run, report):
+    out, _ = report
+    with Image.open(out / "curves.png") as image:
+        image.verify()
+    assert "Loss curve of " + smoke_run.merge.id[:7] in (out / "report.html").read_text()
+    with Population.read(smoke_run.run_dir) as pop:
+        frame = pop.archive()
+    fig = figures.curves_figure(figures.curves(frame, smoke_run.merge.id, smoke_run.merge.parents))
+    lines = {line.get_gid(): line.get_xydata() for line in fig.axes[0].lines}
+    assert set(lines) == {smoke_run.merge.id, *smoke_run.merge.parents}
+    for gid, xy in lines.items():
+        row = frame[(frame.genome_id == gid) & (frame.kind == "child")].iloc[0]
+        assert np.allclose(xy, archive_curve(row))

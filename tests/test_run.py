@@ -8,6 +8,7 @@ Ctrl-C (in-flight evaluations are recorded as interrupted, exit 130).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -260,3 +261,29 @@ def test_ctrl_c_records_in_flight_evaluations_as_interrupted(tmp_path):
     frame = archive(run_dir)
     assert (frame.status == "interrupted").any()
     assert frame.reason[frame.status == "interrupted"].str.startswith("the run was stopped (Ctrl-C)").all()
+
+
+def test_a_pruned_run_stops_exactly_the_children_whose_curve_trails_their_parents(tmp_path):
+    from evolve.settings import PRUNING
+    from population import Population
+    from population.archive import curve
+
+    run_dir = tmp_path / "run"
+    result = evolve_run(
+        "--population", "2", "--generations", "3", "--mutators", "offline", "--prune", "--run-dir", str(run_dir),
+        *FAST,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert json.loads((run_dir / "run.json").read_text())["prune"]["margin"] == PRUNING.margin
+    with Population.read(run_dir) as pop:
+        rows = pop.archive().sort_values("eval_id").to_dict("records")
+    assert all(len(curve(r)) >= 10 for r in rows if r["status"] == "ok")  # every real training keeps its curve
+    first = {}
+    for row in rows:
+        if row["status"] == "ok" and row["seed"] == 0:
+            first.setdefault(row["genome_id"], curve(row))
+    judged = [r for r in rows if r["kind"] == "child" and r["parents"].split(",")[0] in first]
+    assert judged
+    for row in judged:
+        verdict = dataclasses.replace(PRUNING, parent=first[row["parents"].split(",")[0]]).verdict(curve(row))
+        assert (row["status"] == "pruned") == bool(verdict), (row["status"], verdict, row["reason"])

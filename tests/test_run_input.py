@@ -147,3 +147,18 @@ def test_run_json_records_every_setting_as_resolved(tmp_path):
     assert recorded["max_llm_cost"] == 3 and recorded["repeat_share"] == 0.25
     assert recorded["max_hours"] is None  # no limit
     assert recorded["program_sha256"] == hashlib.sha256(settings.program.encode()).hexdigest()
+
+
+def test_pruning_and_its_thresholds_are_recorded_in_run_json_and_a_resume_keeps_them(tmp_path, capsys):
+    from evolve.cli import build_parser
+    from evolve.run import open_run_dir, settings_from_args
+    from evolve.settings import PRUNING
+
+    run_dir = tmp_path / "run"
+    args = ["--population", "2", "--profile", "smoke", "--prune", "--run-dir", str(run_dir)]
+    open_run_dir(settings_from_args(build_parser().parse_args(args)))
+    recorded = json.loads((run_dir / "run.json").read_text())["prune"]
+    assert recorded == dict(at=PRUNING.at, margin=PRUNING.margin, window=PRUNING.window)
+    resumed = settings_from_args(build_parser().parse_args(["--run-dir", str(run_dir)]))
+    assert resumed.prune is True
+    _refused(["--no-prune", "--run-dir", str(run_dir)], "runs --prune; resume it so", capsys)

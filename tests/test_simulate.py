@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import random
 
+import numpy as np
 import pytest
 
 from benchmarks import landscape_data, landscape_fit, simulate
-from benchmarks.landscape import SurrogateLandscape
-from benchmarks.simrun import run_strategy
+from benchmarks.landscape import CURVE_POINTS, SurrogateLandscape
+from benchmarks.simrun import SimConfig, _evaluate, run_strategy
+from evolve.policy import Task
+from fitness.curves import PruneRule, mean_loss
 
 KNOB = "MATRIX_LR"
 
@@ -100,3 +104,69 @@ def test_quick_mode_writes_a_table_row_for_every_strategy(tmp_path):
     report = json.loads(out.read_text())
     assert [r["strategy"] for r in report["table"]] == ["evolve", "greedy", "parallel-greedy", "independent", "random"]
     assert report["fit_quality"]["spearman_pooled"] > 0.5 and out.with_suffix(".png").exists()
+
+
+def test_landscape_curves_lead_their_parents_as_the_measured_real_curves_do(landscape):
+    """A child's lead at p over its parent's, regressed on their final gap, has the slope and residual sd that
+    benchmarks.curves measured on real runs (results/curves.json): the model is the measurement."""
+    model = landscape.curves
+    seed = landscape.seed_genome()
+    parent = landscape.evaluate(seed, 0)
+    rng = random.Random(0)
+    gaps, leads = [], []
+    for _ in range(400):
+        child = landscape.evaluate(seed | {KNOB: seed[KNOB] * rng.uniform(0.3, 3.0)}, 0)
+        gaps.append(child.val_bpb - parent.val_bpb)
+        leads.append(mean_loss(child.loss_curve, 0.3, 0.4) - mean_loss(parent.loss_curve, 0.3, 0.4))
+    slope = float(np.interp(0.35, model.progress, model.slope))
+    residual = np.array(leads) - slope * np.array(gaps)
+    sd = float(np.interp(0.35, model.progress, model.sd))
+    own = sd / math.sqrt(2)  # the child's own term of the two genomes' residual; the parent's is fixed here
+    assert abs(np.std(residual) - own) < 0.2 * own
+
+
+def test_a_pruned_child_costs_only_the_budget_it_used_and_scores_nothing(landscape):
+    seed = landscape.seed_genome()
+    rule = PruneRule(tuple((p, -10.0) for p in CURVE_POINTS), at=0.4, margin=0.05, window=0.1)
+    task = Task("g", "", "child", 0, prune=rule)
+    result, would_be = _evaluate(landscape, seed, task)
+    full = landscape.evaluate(seed, 0)
+    assert result.status == "pruned" and not result.ok and would_be == full.val_bpb
+    assert result.total_seconds == landscape.pruned_cost(seed, 0.4) < full.cost_seconds
+    assert result.loss_curve[-1][0] == pytest.approx(0.4)  # what the trainer had seen when it stopped
+
+
+def test_with_pruning_a_run_trains_more_children_in_the_same_wall_clock(landscape):
+    plain = run_strategy("parallel-greedy", landscape, slots=8, children=80, seed=1)
+    pruned = run_strategy(
+        "parallel-greedy", landscape, slots=8, children=80, seed=1, config=SimConfig(pruning=PruneRule(()))
+    )
+    assert plain.pruned == 0 and pruned.pruned > 0
+    assert pruned.children > plain.children
+    assert max(t for t, *_ in pruned.evaluations) <= pruned.budget_seconds + max(
+        landscape.evaluate(landscape.seed_genome(), 0).cost_seconds, 1.0
+    )
+
+
+def test_the_prune_ablation_reports_each_setting_against_the_same_strategy_unpruned(tmp_path):
+    out = tmp_path / "prune.json"
+    args = [
+        "--quick",
+        "--strategies",
+        "evolve",
+        "--prune",
+        "off",
+        "on",
+        "--prune-at",
+        "0.3",
+        "0.5",
+        "--prune-margin",
+        "0.1",
+    ]
+    assert simulate.main([*args, "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    labels = [row["strategy"] for row in report["table"]]
+    assert labels == ["evolve", "evolve+prune 0.3/0.1", "evolve+prune 0.5/0.1"]
+    assert report["settings"]["prune"]["at"] == [0.3, 0.5]
+    assert all(row["pruned"] > 0 for row in report["table"][1:]) and report["table"][0]["pruned"] == 0
+    assert len(simulate.prune_table(report)) == 2 + 2

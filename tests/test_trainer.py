@@ -10,6 +10,7 @@ import pytest
 from genomes import NON_CAUSAL, bigram
 
 from fitness import data
+from fitness.curves import POINTS, PruneRule
 from trainer import ScorerProcess, TrainerConfig, run, supervise
 
 CONFIG = TrainerConfig(threads=2)
@@ -172,3 +173,43 @@ def test_token_budget_ends_the_batch_stream_and_drives_progress(tiny_profile, sc
     assert result.tokens == 5 * 1024 and result.num_steps == 5
     printed = [float(line.split()[1]) for line in result.log_tail.splitlines() if line.startswith("progress ")]
     assert printed == [round(k * 1024 / 5_000, 4) for k in range(1, 5)] + [1.0]
+
+
+def test_loss_curve_is_recorded_per_stretch_of_the_budget(honest):
+    curve = honest.loss_curve
+    assert 20 <= len(curve) <= POINTS
+    progress = [p for p, _ in curve]
+    assert progress == sorted(progress) and progress[-1] > 0.95  # up to the end of the budget
+    assert curve[-1][1] < curve[0][1] - 1.0  # the bigram's loss falls
+
+
+def test_child_trailing_its_parents_curve_is_stopped_unscored(tiny_profile, scorer):
+    parent = tuple((i / 100, 0.0) for i in range(101))  # a parent whose loss was 0 all along
+    rule = PruneRule(parent, at=0.3, margin=0.1, window=0.1)
+    result = run(bigram(), tiny_profile, seed=0, config=CONFIG, scorer=scorer, prune=rule)
+    assert result.status == "pruned", result.reason
+    assert "trails its parent's 0.000" in result.reason
+    assert math.isnan(result.val_bpb)
+    assert 0.3 <= result.loss_curve[-1][0] < 0.7  # stopped soon after 30% of its budget, its curve kept
+
+
+def test_child_level_with_its_parent_trains_to_the_end(tiny_profile, scorer):
+    parent = tuple((i / 100, 50.0) for i in range(101))
+    rule = PruneRule(parent, at=0.3, margin=0.0, window=0.1)
+    result = run(bigram(), tiny_profile, seed=0, config=CONFIG, scorer=scorer, prune=rule)
+    assert result.status == "ok", result.reason
+    assert result.loss_curve[-1][0] > 0.95
+
+
+def test_garbage_on_the_curve_pipe_is_dropped(tiny_profile, scorer):
+    forge = """
+import os
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        os.write(int(fd), b"0.5 -1e9\\nnot a point\\n2.0 1.0\\n" + b"9" * 500 + b"\\n")
+    except OSError:
+        pass
+"""
+    result = run(bigram(head=forge), tiny_profile, seed=0, config=CONFIG, scorer=scorer)
+    assert all(0.0 <= p <= 1.0 and loss > 0 for p, loss in result.loss_curve[1:])
+    assert result.loss_curve[0] == (0.5, -1e9)  # well-formed lies are kept: a curve only ever stops its own child

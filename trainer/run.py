@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from fitness import data
+from fitness.curves import PruneRule
 from fitness.interface import check_genome
 from fitness.profile import Profile
 from fitness.result import RunResult
@@ -36,9 +37,11 @@ def run(
     standby: Standby | None = None,
     log_path: Path | None = None,
     hide: tuple[Path, ...] = (),
+    prune: PruneRule | None = None,
 ) -> RunResult:
     """Train and score one genome. `hide`: extra paths the child must not see (the run directory).
-    `scorer` and `standby`, kept by a caller that trains many genomes, make the next child start sooner."""
+    `scorer` and `standby`, kept by a caller that trains many genomes, make the next child start sooner.
+    `prune`: stop the child, unscored (status pruned), once its loss curve trails its parent's by the rule."""
     started = time.perf_counter()
     base = dict(seed=seed, profile=profile.name, budget_seconds=profile.budget_seconds, device=_device_name(config))
     problem = check_genome(genome_source)
@@ -53,7 +56,7 @@ def run(
     hide = tuple(hide)
     spawned = (standby.take(profile, config, hide) if standby else None) or spawn.start(profile, cache, config, hide)
     try:
-        child = spawn.go(spawned, genome_source, seed, profile, config)
+        child = spawn.go(spawned, genome_source, seed, profile, config, prune)
         if standby is not None:  # the next child gets ready while this one is scored
             t = time.perf_counter()
             standby.fill(profile, config, hide, cache)
@@ -99,6 +102,7 @@ def _judge(
         peak_memory_mb=ran.peak_memory_bytes / 2**20,
         log_tail=child.log_tail,
         phases=phases,
+        loss_curve=ran.curve,
     )
     status, reason = _child_status(child, profile, box / "model.pt2")
     if status != "ok":
@@ -141,6 +145,8 @@ def _score_phases(reply: dict, seconds: float) -> dict[str, float]:
 def _child_status(child: Child, profile: Profile, model: Path) -> tuple[str, str]:
     ran, record = child.exit, child.record
     clock = "wall clock" if ran.threads is None else f"its clock (CPU-seconds over {ran.threads} threads)"
+    if ran.killed == "pruned":
+        return "pruned", ran.pruned
     if ran.killed == "deadline":
         return "timeout", f"killed at the hard limit of {profile.hard_limit_s:.0f} s on {clock}"
     if ran.killed:

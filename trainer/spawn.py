@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fitness import data, datasets
+from fitness.curves import PruneRule
 from fitness.profile import Profile
 from trainer import cgroup, sandbox, supervise
 
@@ -175,9 +176,17 @@ def discard(spawned: Boxed) -> None:
     shutil.rmtree(spawned.box, ignore_errors=True)
 
 
-def go(spawned: Boxed, source: str, seed: int, profile: Profile, config: TrainerConfig) -> Child:
-    """Hand the genome to a spawned child (the files it waits to read, then its go) and see it to its end.
-    The files are written in place: under bubblewrap the child sees them through binds made at its spawn."""
+def go(
+    spawned: Boxed,
+    source: str,
+    seed: int,
+    profile: Profile,
+    config: TrainerConfig,
+    prune: PruneRule | None = None,
+) -> Child:
+    """Hand the genome to a spawned child (the files it waits to read, then its go) and see it to its end,
+    stopped early if its loss curve trails by `prune`'s rule. The files are written in place: under
+    bubblewrap the child sees them through binds made at its spawn."""
     box = spawned.box
     try:
         (box / "train.py").write_text(source)
@@ -187,7 +196,11 @@ def go(spawned: Boxed, source: str, seed: int, profile: Profile, config: Trainer
         raise
     threads = None if config.device == "cuda" else config.threads
     ran = supervise.finish(
-        spawned.process, log_path=box / "train.log", deadline_s=profile.hard_limit_s, threads=threads
+        spawned.process,
+        log_path=box / "train.log",
+        deadline_s=profile.hard_limit_s,
+        threads=threads,
+        prune=prune.verdict if prune is not None else None,
     )
     record, tail = _read_record(box / "child.json"), _tail(box / "train.log")
     allowed = profile.budget_seconds + profile.untimed_allowance_s + profile.genome_allowance_s

@@ -17,6 +17,8 @@ killed for being slow), but at least 1/MAX_STRETCH of the wall clock (a child th
 beyond that, still ends). At `deadline_s` on that clock, or when the child exits, the whole process group is
 killed (under bubblewrap: the child's PID namespace, every process the genome started); then its cgroup is
 emptied (a process that left both) and removed.
+A third pipe carries the child's loss curve from the harness (fitness.curves); a caller's `prune` rule is
+asked after each point and may stop the child there: the genome's own losses can stop it, never score it.
 """
 
 from __future__ import annotations
@@ -27,18 +29,22 @@ import signal
 import subprocess
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from fitness.curves import Curve, Reader
 from trainer import cgroup as cgroups
 from trainer import proctree, sandbox
 
 LOG_HEAD_BYTES = 4 * 2**20
 LOG_TAIL_BYTES = 64 * 2**10
 MARK_ENV = "EVOLVE_MARK_FD"  # read (and removed) by fitness.confine
+CURVE_ENV = "EVOLVE_CURVE_FD"  # taken (and removed) by fitness.harness: the loss curve's pipe
 DRAIN_S = 2.0  # after the child is gone, how long to wait for the rest of its output
 WATCH_EVERY_S = 0.5  # how often the process tree is counted, weighed and timed
 MAX_STRETCH = 4.0  # a CPU child's clock runs at least this fraction of the wall clock's speed: 1 / MAX_STRETCH
+Prune = Callable[[Curve], str]  # the child's loss curve so far -> why to stop it now, or "" (fitness.curves)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class Exit:
     seconds: float  # from the go to its end, on its clock (see the module's docstring)
     peak_memory_bytes: int  # by the kernel (its cgroup), else the largest resident sum the watchdog saw
     threads: int | None  # a CPU child's clock divides its CPU time by these; None: a GPU child's wall clock
+    curve: Curve = ()  # the loss curve the harness sent (fitness.curves: the genome's own losses)
+    pruned: str = ""  # why the trainer stopped it early on its curve ("" if it did not)
 
     @property
     def genome_seconds(self) -> float | None:
@@ -114,6 +122,7 @@ class Spawned:
 
     proc: subprocess.Popen
     mark: int  # read end of the mark pipe
+    curve: int  # read end of the curve pipe
     limits: sandbox.Limits
     cgroup: cgroups.Cgroup | None  # None: CGROUPS OFF
 
@@ -127,19 +136,21 @@ def spawn(
     """Start `command` (which gets the mark pipe's write end as $EVOLVE_MARK_FD) in `cgroup`; it may prepare,
     but must wait for a line on stdin before it does anything on the genome's behalf (see `finish`)."""
     mark_read, mark_write = os.pipe()
+    curve_read, curve_write = os.pipe()
     proc = subprocess.Popen(
         command,
         cwd=cwd,
-        env={**env, MARK_ENV: str(mark_write)},
+        env={**env, MARK_ENV: str(mark_write), CURVE_ENV: str(curve_write)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.PIPE,
         start_new_session=True,
-        pass_fds=(mark_write,),
+        pass_fds=(mark_write, curve_write),
         preexec_fn=lambda: _prepare(limits, cgroup),
     )
     os.close(mark_write)
-    return Spawned(proc, mark_read, limits, cgroup)
+    os.close(curve_write)
+    return Spawned(proc, mark_read, curve_read, limits, cgroup)
 
 
 def _prepare(limits: sandbox.Limits, cgroup: cgroups.Cgroup | None) -> None:
@@ -149,10 +160,13 @@ def _prepare(limits: sandbox.Limits, cgroup: cgroups.Cgroup | None) -> None:
         cgroup.enter()
 
 
-def finish(child: Spawned, *, log_path: Path, deadline_s: float, threads: int | None) -> Exit:
+def finish(
+    child: Spawned, *, log_path: Path, deadline_s: float, threads: int | None, prune: Prune | None = None
+) -> Exit:
     """Let a spawned child go and reap it and all it started. Its clock (`started`, the deadline) starts
     here, at the go line, however long ago it was spawned: on the wall clock, or with `threads` on its CPU
-    time over those threads (see the module's docstring)."""
+    time over those threads (see the module's docstring). `prune` is asked after each point of its loss
+    curve; a reason back stops the child there (Exit.pruned)."""
     started = time.perf_counter()
     proc = child.proc
     try:
@@ -160,10 +174,10 @@ def finish(child: Spawned, *, log_path: Path, deadline_s: float, threads: int | 
         proc.stdin.close()
     except BrokenPipeError:  # it died while it waited: what it printed says why
         pass
-    log, watch = CappedLog(log_path), _Watch(child.cgroup, threads, started)
+    log, watch = CappedLog(log_path), _Watch(child.cgroup, threads, started, prune)
     watch.cpu_at_go = watch.cpu_seen = watch.cpu_now(proc.pid)
     try:
-        _watch(proc, child.mark, log, child.limits, deadline_s, watch)
+        _watch(proc, (child.mark, child.curve), log, child.limits, deadline_s, watch)
         ended = time.perf_counter()
     finally:
         _kill_group(proc)
@@ -184,6 +198,8 @@ def finish(child: Spawned, *, log_path: Path, deadline_s: float, threads: int | 
         seconds=watch.elapsed(ended),
         peak_memory_bytes=watch.peak_memory,
         threads=threads,
+        curve=watch.curve.curve(),
+        pruned=watch.pruned,
     )
 
 
@@ -198,6 +214,7 @@ def discard(child: Spawned) -> None:
         except BrokenPipeError:
             pass
     os.close(child.mark)
+    os.close(child.curve)
 
 
 @dataclass
@@ -209,6 +226,9 @@ class _Watch:
     cgroup: cgroups.Cgroup | None
     threads: int | None
     started: float
+    prune: Prune | None = None
+    curve: Reader = field(default_factory=Reader)
+    pruned: str = ""
     cpu_at_go: float = 0.0
     genome_started: float | None = None
     cpu_at_mark: float = 0.0
@@ -250,12 +270,18 @@ class _Watch:
 
 
 def _watch(
-    proc: subprocess.Popen, mark: int, log: CappedLog, limits: sandbox.Limits, deadline_s: float, watch: _Watch
+    proc: subprocess.Popen,
+    pipes: tuple[int, int],
+    log: CappedLog,
+    limits: sandbox.Limits,
+    deadline_s: float,
+    watch: _Watch,
 ) -> None:
-    """Until the child exits: copy its output, note the mark, kill it at the deadline (on its clock) or when
-    it has started too many processes or holds too much memory."""
+    """Until the child exits: copy its output, note the mark, take its curve, kill it at the deadline (on its
+    clock), when it has started too many processes or holds too much memory, or when its curve says prune."""
     out, checked = proc.stdout.fileno(), time.perf_counter()
-    watching = [out, mark]
+    mark, curve = pipes
+    watching = [out, mark, curve]
     try:
         while proc.poll() is None:
             now = time.perf_counter()
@@ -270,18 +296,33 @@ def _watch(
             wait = min(deadline_s - watch.elapsed(now), WATCH_EVERY_S)
             for fd in select.select(watching, [], [], max(wait, 0.0))[0]:
                 data = os.read(fd, 1 << 16)
-                if fd == out:
-                    log.write(data)
-                elif data and watch.genome_started is None:
-                    watch.genome_started = time.perf_counter()
-                    watch.cpu_at_mark = watch.cpu_seen = watch.cpu_now(proc.pid)
                 if not data:
                     watching.remove(fd)
+                _take(fd, data, (out, mark, curve), log, watch, proc.pid)
+            if watch.killed:
+                return
         if watch.genome_started is None and mark in watching and select.select([mark], [], [], 0)[0]:
             watch.genome_started = time.perf_counter() if os.read(mark, 1) else None  # exited before it was read
             watch.cpu_at_mark = watch.cpu_at_go
+        while curve in watching and select.select([curve], [], [], 0)[0] and (data := os.read(curve, 1 << 16)):
+            watch.curve.feed(data)  # the last points, sent as it submitted
     finally:
         os.close(mark)
+        os.close(curve)
+
+
+def _take(fd: int, data: bytes, pipes: tuple[int, int, int], log: CappedLog, watch: _Watch, pid: int) -> None:
+    """One read from one of the child's pipes: its output, its mark, or its curve."""
+    out, mark, curve = pipes
+    if fd == out:
+        log.write(data)
+    elif fd == mark and data and watch.genome_started is None:
+        watch.genome_started = time.perf_counter()
+        watch.cpu_at_mark = watch.cpu_seen = watch.cpu_now(pid)
+    elif fd == curve and watch.curve.feed(data) and watch.prune is not None:
+        watch.pruned = watch.prune(watch.curve.curve())
+        if watch.pruned:
+            watch.killed = "pruned"
 
 
 def _drain(fd: int, log: CappedLog) -> None:
