@@ -8,7 +8,8 @@ Operators
     crossover   LLM: combine two parents' lines of ideas, shown as diffs against their ancestor
     repair      LLM: fix a child that crashed early, keeping its idea ("repair: ..." description)
     hyperparam  offline: perturb one or two UPPER_CASE numeric knobs, editing just the literal
-    merge       offline: 3-way merge of two parents against their ancestor (git merge-file);
+    merge       offline: 3-way merge of two parents against their ancestor, knobs by name (the
+                fitter parent's value when both changed one), the rest by git merge-file;
                 a conflict goes to the LLM crossover when the LLM is on
 
 Use

@@ -135,7 +135,7 @@ class Mutators:
         return self._merge(parents[0], parents[1], ancestor_source, context, is_duplicate)
 
     def _merge(self, a, b, ancestor, context, is_duplicate) -> Proposal:
-        proposal = merge(a, b, ancestor, is_duplicate)
+        proposal = merge(a, b, ancestor, is_duplicate, context.profile)
         if proposal.status != "conflict" or self._llm is None or not self._llm.budget_left() or self.llm_paused:
             return proposal
         log.info("merge of %s and %s conflicted; asking the LLM crossover instead", a.id, b.id)
