@@ -7,7 +7,8 @@ parent changed takes that parent's value; both changing it to different values i
 for the parent the caller prefers (the fitter one). Everything else goes through the textual 3-way
 merge, after both parents' knob literals are set back to the ancestor's spelling, so knob edits never
 make a hunk. The chosen literal keeps the spelling of the parent it came from (`2**11`, `3e-4`).
-Pure: no files but git merge-file's temporary ones, no randomness.
+A transplant (`transplant_knobs`) is the knob half alone: one genome's knob changes since its common
+ancestor with another, brought onto that other. Pure: no files but git merge-file's temporary ones.
 """
 
 from __future__ import annotations
@@ -89,6 +90,19 @@ def knob_three_way(
         edits.append((knobs_now[name], literal((a, b)[side], (ka, kb)[side][name])))
         changes.append(f"{name} {render(values['base'][name])} -> {render(merged[name])} (from {labels[side]})")
     return KnobMerge(splice(text, edits), 0, tuple(changes), clashes)
+
+
+def transplant_knobs(ancestor: str, best: str, donor: str, profile: str, label: str = "donor") -> KnobMerge:
+    """`best` with the knob changes `donor` made since `ancestor` (`best` keeps a knob both changed); the
+    donor's other code changes are left out. Raises SyntaxError if a source does not parse."""
+    kbase, kbest, kdonor = (_unique_knobs(s, profile) for s in (ancestor, best, donor))
+    names = sorted(kbase.keys() & kbest.keys() & kdonor.keys(), key=lambda n: (kbest[n].line, kbest[n].col))
+    values = [{n: k[n].value for n in names} for k in (kbase, kbest, kdonor)]
+    merged, clashes = merge_values(*values)
+    taken = [n for n in names if merged[n] != values[1][n]]
+    edits = [(kbest[n], literal(donor, kdonor[n])) for n in taken]
+    changes = tuple(f"{n} {render(values[1][n])} -> {render(merged[n])} (from {label})" for n in taken)
+    return KnobMerge(splice(best, edits), 0, changes, clashes)
 
 
 def _unique_knobs(source: str, profile: str) -> dict[str, Knob]:

@@ -4,6 +4,10 @@ Knobs merge by name and the rest of the code by text (mutators.knobmerge), so tw
 neighbouring knobs combine cleanly. A knob both parents changed differently takes the fitter parent's
 value (lower val_bpb; the first parent when neither or both are unknown or equal). A textual conflict in
 the non-knob code is reported as status 'conflict', for the caller to drop or to hand to the LLM crossover.
+
+A transplant brings a donor's knob changes (since its common ancestor with the best) onto the best: a
+one-parent child of the best (so git's merge bases stay true: the donor's code changes are not in it),
+whose description names the donor.
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ from __future__ import annotations
 import logging
 
 from mutators.accept import IsDuplicate, vet
-from mutators.knobmerge import MergeError, knob_three_way, three_way
+from mutators.knobmerge import MergeError, knob_three_way, three_way, transplant_knobs
 from mutators.messages import Draft, ParentInfo, Proposal, failed, one_line
 from mutators.offline import consistent, find_knobs
 
-__all__ = ["MergeError", "merge", "prefers_second", "three_way"]
+__all__ = ["MergeError", "merge", "prefers_second", "three_way", "transplant"]
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +44,7 @@ def merge(
         return failed("invalid", "merge", one_line(f"a parent or the merged text does not parse: {e}"))
     if done.conflicts:
         return failed("conflict", "merge", f"{done.conflicts} conflicting hunk(s) between {a.id} and {b.id}")
-    problem = consistent({k.base_name: k.value for k in find_knobs(done.source, profile)})
-    verdict = ("invalid", problem) if problem else vet(done.source, [a.source, b.source], is_duplicate)
+    verdict = _verdict(done.source, [a.source, b.source], is_duplicate, profile)
     if verdict is not None:
         return failed(verdict[0], "merge", verdict[1])
     kept = (b if prefers_second(a, b) else a).id
@@ -54,3 +57,28 @@ def merge(
     )
     description = one_line(f"merge: {a.description or a.id} + {b.description or b.id}")
     return Proposal("ok", "merge", draft=Draft(done.source, description, "merge", (a.id, b.id), changes))
+
+
+def transplant(
+    best: ParentInfo, donor: ParentInfo, ancestor: str | None, is_duplicate: IsDuplicate | None, profile: str
+) -> Proposal:
+    """`best` plus the knob changes `donor` made since `ancestor`, or a failed Proposal saying why not."""
+    if ancestor is None:
+        return failed("conflict", "transplant", "no common ancestor given")
+    try:
+        done = transplant_knobs(ancestor, best.source, donor.source, profile, donor.id)
+    except SyntaxError as e:
+        return failed("invalid", "transplant", one_line(f"a parent does not parse: {e}"))
+    if not done.changes:
+        return failed("unchanged", "transplant", f"{donor.id} changed no knob that {best.id} has not")
+    verdict = _verdict(done.source, [best.source], is_duplicate, profile)
+    if verdict is not None:
+        return failed(verdict[0], "transplant", verdict[1])
+    description = one_line(f"transplant from {donor.id[:7]}: {', '.join(c.split(' (from')[0] for c in done.changes)}")
+    return Proposal("ok", "transplant", draft=Draft(done.source, description, "transplant", (best.id,), done.changes))
+
+
+def _verdict(source: str, parents: list[str], is_duplicate: IsDuplicate | None, profile: str) -> tuple[str, str] | None:
+    """accept.vet, after the knob values' consistency rule (mutators.offline.consistent)."""
+    problem = consistent({k.base_name: k.value for k in find_knobs(source, profile)})
+    return ("invalid", problem) if problem else vet(source, parents, is_duplicate)

@@ -195,6 +195,25 @@ def test_autoresearch_tuple_and_power_knobs_merge_by_entry_keeping_their_spellin
                             "ADAM_BETAS[0] 0.8 -> 0.9 (from a)", "ADAM_BETAS[1] 0.95 -> 0.99 (from b)")  # fmt: skip
 
 
+def test_transplant_brings_the_donors_knob_changes_onto_the_best_and_nothing_else(offline, seed_source):
+    relu = "self.down(F.relu(self.up(x)).square())"
+    best = seed_source.replace("MATRIX_LR = 0.02", "MATRIX_LR = 0.03").replace("NS_STEPS = 5", "NS_STEPS = 4")
+    donor = seed_source.replace("EMBED_LR = 0.3", "EMBED_LR = 0.2").replace("NS_STEPS = 5", "NS_STEPS = 6")
+    donor = donor.replace(relu, "self.down(F.gelu(self.up(x)))")
+    parents = [ParentInfo("best", best), ParentInfo("donor123", donor)]
+    proposal = offline.propose("transplant", parents, seed_source, CONTEXT, random.Random(0))
+    draft = proposal.draft
+    assert proposal.ok and draft.operator == "transplant" and draft.parent_ids == ("best",)
+    assert _changed_lines(best, draft.source) == [
+        "-EMBED_LR = 0.3  # AdamW learning rate for the token embedding",
+        "+EMBED_LR = 0.2  # AdamW learning rate for the token embedding",
+    ]  # the best keeps NS_STEPS (both changed it) and the donor's code change stays behind
+    assert draft.changes == ("EMBED_LR 0.3 -> 0.2 (from donor123)",)
+    assert draft.description == "transplant from donor12: EMBED_LR 0.3 -> 0.2"
+    again = offline.propose("transplant", [ParentInfo("b", draft.source), parents[1]], seed_source, CONTEXT, None)
+    assert again.status == "unchanged"
+
+
 def test_merge_equal_to_a_parent_is_unchanged(seed_source):
     b = ParentInfo("b", seed_source.replace("NS_STEPS = 5", "NS_STEPS = 4"))
     proposal = merge(ParentInfo("a", seed_source), b, seed_source, None, "cpu")
