@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 def _row(runs: dict, args, rate: str, slots: int) -> dict:
     seeds = range(1, args.seeds + 1)
     mine = [runs[rate, slots, s] for s in seeds]
+    base = [runs[str(args.rates[0]), slots, s] for s in seeds]
     gains = [r.gain for r in mine]
     q1, _, q3 = statistics.quantiles(gains, n=4) if len(gains) > 1 else (gains[0],) * 3
     return {
@@ -77,27 +78,33 @@ def _row(runs: dict, args, rate: str, slots: int) -> dict:
         "median_gain": round(statistics.median(gains), 4),
         "iqr": [round(q1, 4), round(q3, 4)],
         "median_true_gain": round(statistics.median(r.true_gain for r in mine), 4),
-        "win_rate_vs_rate_0": _wins(mine, [runs[str(args.rates[0]), slots, s] for s in seeds]),
+        "win_rate_vs_rate_0": _wins(mine, base),
+        "true_win_rate_vs_rate_0": _wins(mine, base, true=True),
+        "mean_true_gain_minus_rate_0": round(
+            statistics.fmean(a.true_gain - b.true_gain for a, b in zip(mine, base, strict=True)), 4
+        ),
         "win_rate_vs_parallel_greedy": _wins(mine, [runs["parallel-greedy", slots, s] for s in seeds]),
         "median_transplants": statistics.median(r.operators.get("transplant", 0) for r in mine),
     }
 
 
-def _wins(mine: list[History], others: list[History]) -> float:
-    """Paired by landscape seed, on the confirmed gain; ties count half."""
-    wins = sum(1.0 if a.gain > b.gain else 0.5 if a.gain == b.gain else 0.0 for a, b in zip(mine, others, strict=True))
-    return round(wins / len(mine), 3)
+def _wins(mine: list[History], others: list[History], true: bool = False) -> float:
+    """Paired by landscape seed, on the confirmed gain (`true`: the noise-free gain); ties count half."""
+    pairs = [(a.true_gain, b.true_gain) if true else (a.gain, b.gain) for a, b in zip(mine, others, strict=True)]
+    return round(sum(1.0 if x > y else 0.5 if x == y else 0.0 for x, y in pairs) / len(pairs), 3)
 
 
 def table(rows: list[dict]) -> list[str]:
     lines = [
-        "| slots | transplant rate | median gain (bpb) | IQR | win rate vs rate 0 | vs parallel-greedy | transplants |",
-        "|---|---|---|---|---|---|---|",
+        "| slots | transplant rate | median gain (bpb) | IQR | win rate vs rate 0 (true gain) | true gain minus rate 0 "
+        "| win rate vs parallel-greedy | transplants |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['slots']} | {r['transplant_rate']:g} | {r['median_gain']:.4f} | {r['iqr'][0]:.4f} to "
-            f"{r['iqr'][1]:.4f} | {r['win_rate_vs_rate_0']:.2f} | {r['win_rate_vs_parallel_greedy']:.2f} "
+            f"{r['iqr'][1]:.4f} | {r['win_rate_vs_rate_0']:.2f} ({r['true_win_rate_vs_rate_0']:.2f}) "
+            f"| {r['mean_true_gain_minus_rate_0']:+.4f} | {r['win_rate_vs_parallel_greedy']:.2f} "
             f"| {r['median_transplants']:g} |"
         )
     return lines
