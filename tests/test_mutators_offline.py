@@ -12,7 +12,7 @@ import pytest
 
 from fitness.interface import check_genome
 from mutators import Context, MutatorConfig, Mutators, ParentInfo
-from mutators.knobmerge import knob_three_way
+from mutators.knobmerge import knob_three_way, merge_values
 from mutators.merge import merge, three_way
 from mutators.offline import consistent, find_knobs, hyperparam, perturb, rewrite
 from population import Population, PopulationConfig
@@ -118,6 +118,15 @@ def test_merge_combines_changes_to_different_knobs(seed_source):
     assert proposal.draft.parent_ids == ("a", "b") and proposal.draft.operator == "merge"
     assert proposal.draft.description == "merge: faster lr + fewer NS steps"
     assert "MATRIX_LR 0.02 -> 0.03 (from a)" in proposal.draft.changes
+
+
+def test_knob_values_merge_by_name_and_a_clash_goes_to_the_first():
+    base, first, second = (
+        {"A": 1, "B": 2, "C": 3, "D": 4},
+        {"A": 5, "B": 2, "C": 7, "D": 8},
+        {"A": 1, "B": 6, "C": 9, "D": 8},
+    )
+    assert merge_values(base, first, second) == ({"A": 5, "B": 6, "C": 7, "D": 8}, ("C",))
 
 
 def test_changes_to_adjacent_knob_lines_merge_cleanly(tmp_path, seed_source):

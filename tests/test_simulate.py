@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from benchmarks import landscape_data, landscape_fit, simulate
+from benchmarks import landscape_data, landscape_fit, simulate, transplant_ablation
 from benchmarks.landscape import SurrogateLandscape
-from benchmarks.simrun import run_strategy
+from benchmarks.simrun import SimConfig, run_strategy
 
 KNOB = "MATRIX_LR"
 
@@ -100,3 +100,20 @@ def test_quick_mode_writes_a_table_row_for_every_strategy(tmp_path):
     report = json.loads(out.read_text())
     assert [r["strategy"] for r in report["table"]] == ["evolve", "greedy", "parallel-greedy", "independent", "random"]
     assert report["fit_quality"]["spearman_pooled"] > 0.5 and out.with_suffix(".png").exists()
+
+
+def test_transplants_happen_at_their_rate_and_only_for_evolve(landscape):
+    on = run_strategy("evolve", landscape, slots=8, children=80, seed=1, config=SimConfig(transplant_rate=0.5))
+    off = run_strategy("evolve", landscape, slots=8, children=80, seed=1)
+    greedy = run_strategy("parallel-greedy", landscape, 8, 80, 1, SimConfig(transplant_rate=0.5))
+    assert on.operators.get("transplant", 0) > 0
+    assert "transplant" not in off.operators and "transplant" not in greedy.operators
+
+
+def test_transplant_ablation_writes_its_table(tmp_path):
+    out = tmp_path / "t.json"
+    args = ["--seeds", "1", "--children", "30", "--slots", "4", "--rates", "0", "0.5", "--out", str(out)]
+    assert transplant_ablation.main(args) == 0
+    rows = json.loads(out.read_text())["table"]
+    assert [(r["slots"], r["transplant_rate"]) for r in rows] == [(4, 0.0), (4, 0.5)]
+    assert rows[0]["win_rate_vs_rate_0"] == 0.5 and rows[0]["mean_true_gain_minus_rate_0"] == 0.0
