@@ -38,7 +38,7 @@ class SimConfig:
     population: PopulationConfig = PopulationConfig()
     noise_repeats: int = 3
     repeat_share: float = 0.5
-    transplant_rate: float = 0.0  # MutatorConfig.transplant_rate
+    transplant_rate: float = MutatorConfig().transplant_rate  # the real run's default
 
 
 @dataclass
@@ -122,7 +122,7 @@ class SimProposer:
     """Proposals as evolve.proposals.Proposer makes them, instantly: parents from the strategy, then an
     offline operator, each proposal with its own generator seeded by (run seed, proposal index)."""
 
-    def __init__(self, board: SimBoard, seed: int, transplant_rate: float = 0.0) -> None:
+    def __init__(self, board: SimBoard, seed: int, transplant_rate: float) -> None:
         self.board, self.seed, self.index = board, seed, 0
         config = MutatorConfig(mode="offline", transplant_rate=transplant_rate)
         self.mutators = Mutators(config, api_key_from_env=False)

@@ -2,7 +2,7 @@
 
 Every strategy uses the same operators, orchestrator and policy (evolve.policy); only these choices differ.
 - evolve: parents by tournament over the population's survivors; the pick is the noise-gated best;
-  repeats confirm a would-be best; a share of children (MutatorConfig.transplant_rate) are transplants:
+  repeats confirm a would-be best; a share of offline proposals (MutatorConfig.transplant_rate) are transplants:
   the best plus the knob changes of a survivor from another lineage.
 - greedy: autoresearch's loop: one incumbent, one child at a time, the child kept when it scores lower.
 - parallel-greedy: one incumbent; every free slot trains a mutant of the current incumbent.

@@ -95,8 +95,9 @@ class Mutators:
         return "merge" if two else "hyperparam"
 
     def wants_transplant(self, rng: random.Random) -> bool:
-        """Whether this proposal is a transplant (drawn at `transplant_rate`; no draw at rate 0)."""
-        rate = self.config.transplant_rate
+        """Whether this proposal is a transplant: `transplant_rate` of the offline family's share (the rate
+        was chosen in the simulator, which has no LLM); no draw from `rng` when that is 0."""
+        rate = self.config.transplant_rate * self._weights.get("offline", 0.0)
         return rate > 0 and rng.random() < rate
 
     def propose(

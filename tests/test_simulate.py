@@ -104,7 +104,7 @@ def test_quick_mode_writes_a_table_row_for_every_strategy(tmp_path):
 
 def test_transplants_happen_at_their_rate_and_only_for_evolve(landscape):
     on = run_strategy("evolve", landscape, slots=8, children=80, seed=1, config=SimConfig(transplant_rate=0.5))
-    off = run_strategy("evolve", landscape, slots=8, children=80, seed=1)
+    off = run_strategy("evolve", landscape, slots=8, children=80, seed=1, config=SimConfig(transplant_rate=0.0))
     greedy = run_strategy("parallel-greedy", landscape, 8, 80, 1, SimConfig(transplant_rate=0.5))
     assert on.operators.get("transplant", 0) > 0
     assert "transplant" not in off.operators and "transplant" not in greedy.operators
