@@ -8,7 +8,8 @@ knobs (mutators.offline.perturb and consistent, Mutators.choose_operator). What 
 (the landscape's score and cost), and the genome, which is its knob vector rather than train.py source:
 the real hyperparam operator parses and checks the whole source (about 10 ms a child, half an hour of
 the table), while the knob edits it makes are exactly these. A merge is the knob-level 3-way merge of
-two parents over their common ancestor (both changing one knob differently is a conflict).
+two parents over their common ancestor (a knob both changed takes the fitter parent's value, as in
+mutators.merge); a transplant puts a donor's knob changes since that ancestor onto the best.
 Proposals are instant (offline operators): a free slot never waits for one.
 """
 
