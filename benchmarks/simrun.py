@@ -8,7 +8,8 @@ knobs (mutators.offline.perturb and consistent, Mutators.choose_operator). What 
 (the landscape's score and cost), and the genome, which is its knob vector rather than train.py source:
 the real hyperparam operator parses and checks the whole source (about 10 ms a child, half an hour of
 the table), while the knob edits it makes are exactly these. A merge is the knob-level 3-way merge of
-two parents over their common ancestor (both changing one knob differently is a conflict).
+two parents over their common ancestor (a knob both changed takes the fitter parent's value, as in
+mutators.merge); a transplant puts a donor's knob changes since that ancestor onto the best.
 Proposals are instant (offline operators): a free slot never waits for one.
 With pruning (SimConfig.pruning), a child the policy hands a prune rule is judged on the landscape's curve
 as the trainer would judge it, and a pruned child costs the landscape's `pruned_cost` (start-up and the
@@ -28,6 +29,7 @@ from evolve.strategies import make_strategy
 from fitness.curves import PruneRule
 from fitness.result import RunResult
 from mutators import MutatorConfig, Mutators
+from mutators.knobmerge import merge_values
 from mutators.offline import MAX_TRIES, consistent, perturb
 from population.messages import Fitness, Genome, PopulationConfig
 from population.survivors import Survivors
@@ -43,6 +45,7 @@ class SimConfig:
     noise_repeats: int = 3
     repeat_share: float = 0.5
     pruning: PruneRule | None = None  # evolve.policy.Limits.pruning
+    transplant_rate: float = MutatorConfig().transplant_rate  # the real run's default
 
 
 @dataclass
@@ -61,6 +64,7 @@ class History:
     pruned: int = 0  # children stopped early on their curve
     false_prunes: int = 0  # of those, children whose val_bpb would have been the lowest seed-0 score yet
     lowest: float = math.inf  # the lowest seed-0 val_bpb so far (what a false prune would have beaten)
+    operators: dict[str, int] = field(default_factory=dict)  # children proposed, by operator
 
 
 class SimBoard:
@@ -105,6 +109,12 @@ class SimBoard:
     def repeat_candidates(self, n: int) -> list[str]:
         return self.state.repeat_candidates(n)
 
+    def unrelated(self, genome_id: str) -> list[Genome]:
+        """The survivors that are neither ancestors nor descendants of `genome_id`, best first."""
+        mine = set(self.ancestors(genome_id))
+        ranked = (self.genomes[c.id] for c in self.state.ranked() if c.id not in mine)
+        return [g for g in ranked if genome_id not in self.ancestors(g.id)]
+
     def ancestors(self, genome_id: str) -> list[str]:
         """`genome_id` and every ancestor, nearest first (breadth first over the parents)."""
         order, queue, seen = [], [genome_id], {genome_id}
@@ -122,13 +132,17 @@ class SimProposer:
     """Proposals as evolve.proposals.Proposer makes them, instantly: parents from the strategy, then an
     offline operator, each proposal with its own generator seeded by (run seed, proposal index)."""
 
-    def __init__(self, board: SimBoard, seed: int) -> None:
+    def __init__(self, board: SimBoard, seed: int, transplant_rate: float) -> None:
         self.board, self.seed, self.index = board, seed, 0
-        self.mutators = Mutators(MutatorConfig(mode="offline"), api_key_from_env=False)
+        config = MutatorConfig(mode="offline", transplant_rate=transplant_rate)
+        self.mutators = Mutators(config, api_key_from_env=False)
 
-    def propose(self, pick) -> Child | Failure:
+    def propose(self, pick, pick_transplant=lambda rng: []) -> Child | Failure:
         rng = random.Random(self.seed * 1_000_003 + self.index)
         self.index += 1
+        pair = pick_transplant(rng) if self.mutators.wants_transplant(rng) else []
+        if pair:
+            return self._transplant(*(p.id for p in pair))
         parents = pick(rng) or [self.board.seed()]
         distinct = list({p.id: p for p in parents}.values())
         op = self.mutators.choose_operator(rng, len(distinct))
@@ -155,18 +169,30 @@ class SimProposer:
         return None, f"no valid new child in {MAX_TRIES} tries"
 
     def _merge(self, a: str, b: str) -> tuple[dict | None, str]:
-        mine = set(self.board.ancestors(a))
-        base = next(g for g in self.board.ancestors(b) if g in mine)
-        ka, kb, kbase = (self.board.knobs[g] for g in (a, b, base))
-        child = dict(ka)
-        for name, value in kb.items():
-            if value != kbase[name]:
-                if ka[name] != kbase[name] and ka[name] != value:
-                    return None, f"both parents changed {name}"
-                child[name] = value
-        if not self.board.is_new(child) or consistent({n.split("[")[0]: v for n, v in child.items()}):
+        """mutators.merge's knob-level merge: a knob both changed takes the fitter parent's value."""
+        fa, fb = self.board.fitness(a), self.board.fitness(b)
+        first, second = (b, a) if fb.count and (not fa.count or fb.mean < fa.mean) else (a, b)
+        child = self._knob_merge(first, second)
+        if child is None:
             return None, "the merge gives no new valid child"
         return child, f"merge of {a} and {b}"
+
+    def _transplant(self, best: str, donor: str) -> Child | Failure:
+        """mutators.merge.transplant: the donor's knob changes since its common ancestor with the best,
+        onto the best (the best keeps a knob both changed)."""
+        child = self._knob_merge(best, donor)
+        if child is None:
+            return Failure("transplant", "duplicate", "the transplant gives no new valid child", (best,))
+        genome = self.board.add(child, (best,), "transplant", f"transplant from {donor}")
+        return Child(genome.id, genome.source, "transplant", genome.description, None, (best,))
+
+    def _knob_merge(self, first: str, second: str) -> dict | None:
+        mine = set(self.board.ancestors(first))
+        base = next(g for g in self.board.ancestors(second) if g in mine)
+        child, _ = merge_values(*(self.board.knobs[g] for g in (base, first, second)))
+        if not self.board.is_new(child) or consistent({n.split("[")[0]: v for n, v in child.items()}):
+            return None
+        return child
 
 
 def run_strategy(
@@ -187,7 +213,7 @@ def run_strategy(
         policy.slot_ready(slot)
     policy.queue_leftovers(0, [])
     history = History(strategy, slots, seed, budget)
-    _drive(policy, board, SimProposer(board, seed), landscape, history)
+    _drive(policy, board, SimProposer(board, seed, config.transplant_rate), landscape, history)
     _score(history, board, chosen.pick(board), landscape)
     return history
 
@@ -200,8 +226,12 @@ def _drive(policy: Policy, board: SimBoard, proposer: SimProposer, landscape, hi
         for _ in range(policy.proposals_wanted(0)):
             if not strategy.can_propose():
                 break
-            item = proposer.propose(lambda rng: strategy.parents(board, rng))
+            item = proposer.propose(
+                lambda rng: strategy.parents(board, rng), lambda rng: strategy.transplant_parents(board, rng)
+            )
             policy.child_ready(item) if isinstance(item, Child) else policy.proposal_failed(item)
+            if isinstance(item, Child):
+                history.operators[item.operator] = history.operators.get(item.operator, 0) + 1
         policy.check_limits(now, 0.0)
         for slot, task in policy.dispatch(now):
             result, would_be = _evaluate(landscape, board.knobs[task.genome_id], task)

@@ -55,6 +55,9 @@ class ActorBoard:
     def repeat_candidates(self, n: int) -> list[str]:
         return ray.get(self.population.repeat_candidates.remote(n))
 
+    def unrelated(self, genome_id: str) -> list[Genome]:
+        return ray.get(self.population.unrelated.remote(genome_id))
+
 
 class Orchestrator:
     def __init__(
@@ -162,7 +165,11 @@ class Orchestrator:
         for _ in range(p.proposals_wanted(self.proposer.in_flight)):
             if not p.strategy.can_propose():
                 return
-            self.proposer.start(p.generation(), lambda rng: p.strategy.parents(self.board, rng))
+            self.proposer.start(
+                p.generation(),
+                lambda rng: p.strategy.parents(self.board, rng),
+                lambda rng: p.strategy.transplant_parents(self.board, rng),
+            )
 
     def _started(self, ref: ray.ObjectRef) -> None:
         index, why = self.pool.started(ref)

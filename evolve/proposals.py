@@ -111,14 +111,24 @@ class Proposer:
     def in_flight(self) -> int:
         return len(self.futures)
 
-    def start(self, generation: int, pick: Callable[[random.Random], list[Genome]]) -> None:
-        """Begin one proposal: parents now (`pick`: the strategy's choice), operator and commit in a thread."""
+    def start(
+        self,
+        generation: int,
+        pick: Callable[[random.Random], list[Genome]],
+        pick_transplant: Callable[[random.Random], list[Genome]] = lambda rng: [],
+    ) -> None:
+        """Begin one proposal: parents now (`pick`: the strategy's choice; `pick_transplant`: [best, donor]
+        for a transplant, or []), operator and commit in a thread."""
         rng = random.Random(self.rng_seed * 1_000_003 + self.index)
         self.index += 1
-        parents = pick(rng) or [self.seed_genome]
-        distinct = list({p.id: p for p in parents}.values())
-        op = self.mutators.choose_operator(rng, len(distinct))
-        chosen = distinct[:2] if op in ("crossover", "merge") else distinct[:1]
+        pair = pick_transplant(rng) if self.mutators.wants_transplant(rng) else []
+        if pair:
+            op, chosen = "transplant", pair
+        else:
+            parents = pick(rng) or [self.seed_genome]
+            distinct = list({p.id: p for p in parents}.values())
+            op = self.mutators.choose_operator(rng, len(distinct))
+            chosen = distinct[:2] if op in ("crossover", "merge") else distinct[:1]
         future = self.pool.submit(self._propose, op, chosen, generation, rng)
         self.futures.add(future)
 

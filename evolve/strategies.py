@@ -2,7 +2,8 @@
 
 Every strategy uses the same operators, orchestrator and policy (evolve.policy); only these choices differ.
 - evolve: parents by tournament over the population's survivors; the pick is the noise-gated best;
-  repeats confirm a would-be best.
+  repeats confirm a would-be best; a share of offline proposals (MutatorConfig.transplant_rate) are transplants:
+  the best plus the knob changes of a survivor from another lineage.
 - greedy: autoresearch's loop: one incumbent, one child at a time, the child kept when it scores lower.
 - parallel-greedy: one incumbent; every free slot trains a mutant of the current incumbent.
 - independent: one greedy line per slot (each with at most one child outstanding); the pick is the best
@@ -24,6 +25,7 @@ from typing import Protocol
 from population.messages import Fitness, Genome
 
 STRATEGIES = ("evolve", "greedy", "parallel-greedy", "independent", "random")
+DONOR_TOURNAMENT = 2  # contestants per pick of a transplant's donor (best first: the lower index wins)
 
 
 class Board(Protocol):
@@ -35,6 +37,7 @@ class Board(Protocol):
     def best(self) -> Genome | None: ...
     def select_parents(self, k_parents: int, rng: random.Random) -> list[Genome]: ...
     def repeat_candidates(self, n: int) -> list[str]: ...
+    def unrelated(self, genome_id: str) -> list[Genome]: ...
 
 
 @dataclass
@@ -58,6 +61,15 @@ class Strategy:
 
     def parents(self, board: Board, rng: random.Random) -> list[Genome]:
         return board.select_parents(2, rng) or [board.seed()]
+
+    def transplant_parents(self, board: Board, rng: random.Random) -> list[Genome]:
+        """[best, donor] for a transplant (the donor's knob changes brought onto the best): the donor is a
+        survivor of another lineage, by a tournament of two among those; [] when there is none."""
+        best = board.best()
+        others = board.unrelated(best.id) if best else []
+        if not others:
+            return []
+        return [best, others[min(rng.randrange(len(others)) for _ in range(DONOR_TOURNAMENT))]]
 
     def proposal_failed(self, parents: tuple[str, ...]) -> None:
         pass
@@ -85,6 +97,9 @@ class Greedy(Strategy):
 
     def can_propose(self) -> bool:
         return self._free_line() is not None
+
+    def transplant_parents(self, board: Board, rng: random.Random) -> list[Genome]:
+        return []  # a greedy line mutates its own incumbent only
 
     def parents(self, board: Board, rng: random.Random) -> list[Genome]:
         line = self._free_line()

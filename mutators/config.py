@@ -54,6 +54,9 @@ class MutatorConfig:
     max_concurrency: int = 4  # parallel requests, shared by all threads using one Mutators
     max_cost_usd: float = math.inf  # no new LLM request once this much has been spent
     crossover_rate: float = 0.25  # share of proposals that combine two parents, when two exist
+    # share of the offline family's proposals that bring another lineage's knob changes onto the best
+    # (evolve strategy only); 0.25 from benchmarks.transplant_ablation (a small gain at 16 and 64 slots)
+    transplant_rate: float = 0.25
     # after retries run out on 429/529/5xx, no LLM request for this long (the offline operators stand in)
     outage_pause_s: float = 60.0
 
@@ -69,6 +72,7 @@ class MutatorConfig:
         _check(self.max_concurrency >= 1, "max_concurrency", self.max_concurrency, "must be >= 1")
         _check(self.max_cost_usd >= 0, "max_cost_usd", self.max_cost_usd, "must be >= 0")
         _check(0.0 <= self.crossover_rate <= 1.0, "crossover_rate", self.crossover_rate, "must be in [0, 1]")
+        _check(0.0 <= self.transplant_rate <= 1.0, "transplant_rate", self.transplant_rate, "must be in [0, 1]")
         _check(self.outage_pause_s >= 0, "outage_pause_s", self.outage_pause_s, "must be >= 0")
         if math.isfinite(self.max_cost_usd) and self.family_weights().get("llm", 0) > 0 and self.rates is None:
             raise MutatorConfigError(
@@ -141,6 +145,7 @@ _FIELD_TYPES = {
     "timeout_s": float,
     "max_cost_usd": float,
     "crossover_rate": float,
+    "transplant_rate": float,
     "outage_pause_s": float,
 }
 

@@ -1,57 +1,84 @@
-"""Merge crossover: a 3-way text merge of two parents against their common ancestor, no network.
+"""Merge crossover: a 3-way merge of two parents against their common ancestor, no network.
 
-The merge itself is `git merge-file`, run on temporary files (git needs no repository for it).
-A clean merge is a child; a conflicted one is reported as status 'conflict', for the caller to
-drop or to hand to the LLM crossover.
+Knobs merge by name and the rest of the code by text (mutators.knobmerge), so two parents that tuned
+neighbouring knobs combine cleanly. A knob both parents changed differently takes the fitter parent's
+value (lower val_bpb; the first parent when neither or both are unknown or equal). A textual conflict in
+the non-knob code is reported as status 'conflict', for the caller to drop or to hand to the LLM crossover.
+
+A transplant brings a donor's knob changes (since its common ancestor with the best) onto the best: a
+one-parent child of the best (so git's merge bases stay true: the donor's code changes are not in it),
+whose description names the donor.
 """
 
 from __future__ import annotations
 
 import logging
-import subprocess
-import tempfile
-from pathlib import Path
 
 from mutators.accept import IsDuplicate, vet
+from mutators.knobmerge import MergeError, knob_three_way, three_way, transplant_knobs
 from mutators.messages import Draft, ParentInfo, Proposal, failed, one_line
+from mutators.offline import consistent, find_knobs
+
+__all__ = ["MergeError", "merge", "prefers_second", "three_way", "transplant"]
 
 log = logging.getLogger(__name__)
 
 
-class MergeError(RuntimeError):
-    """git merge-file itself failed (not a conflict): git missing or unusable."""
+def prefers_second(a: ParentInfo, b: ParentInfo) -> bool:
+    """True when `b` scored strictly lower than `a` (an unscored parent never wins a knob clash)."""
+    return b.val_bpb is not None and (a.val_bpb is None or b.val_bpb < a.val_bpb)
 
 
-def three_way(ancestor: str, a: str, b: str) -> tuple[str, int]:
-    """(merged text, number of conflicts); conflicts leave markers in the text."""
-    with tempfile.TemporaryDirectory(prefix="evolve-merge-") as tmp:
-        paths = [Path(tmp, name) for name in ("a.py", "ancestor.py", "b.py")]
-        for path, text in zip(paths, (a, ancestor, b), strict=True):
-            path.write_text(text)
-        cmd = ["git", "merge-file", "-p", "-L", "a", "-L", "ancestor", "-L", "b", *map(str, paths)]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise MergeError(f"git merge-file failed to run: {e}") from None
-    if done.returncode < 0 or done.returncode > 127:
-        raise MergeError(f"git merge-file failed: {done.stderr.strip()}")
-    return done.stdout, done.returncode
-
-
-def merge(a: ParentInfo, b: ParentInfo, ancestor: str | None, is_duplicate: IsDuplicate | None) -> Proposal:
+def merge(
+    a: ParentInfo, b: ParentInfo, ancestor: str | None, is_duplicate: IsDuplicate | None, profile: str
+) -> Proposal:
     """The clean 3-way merge of `a` and `b`, or a failed Proposal saying why there is none."""
     if ancestor is None:
         return failed("conflict", "merge", "no common ancestor given")
     try:
-        source, conflicts = three_way(ancestor, a.source, b.source)
+        done = knob_three_way(ancestor, a.source, b.source, profile, (a.id, b.id), prefers_second(a, b))
     except MergeError as e:
         log.warning("%s", e)
         return failed("conflict", "merge", str(e))
-    if conflicts:
-        return failed("conflict", "merge", f"{conflicts} conflicting hunk(s) between {a.id} and {b.id}")
-    verdict = vet(source, [a.source, b.source], is_duplicate)
+    except SyntaxError as e:
+        return failed("invalid", "merge", one_line(f"a parent or the merged text does not parse: {e}"))
+    if done.conflicts:
+        return failed("conflict", "merge", f"{done.conflicts} conflicting hunk(s) between {a.id} and {b.id}")
+    verdict = _verdict(done.source, [a.source, b.source], is_duplicate, profile)
     if verdict is not None:
         return failed(verdict[0], "merge", verdict[1])
-    changes = (f"from {a.id}: {a.description or 'the seed'}", f"from {b.id}: {b.description or 'the seed'}")
+    kept = (b if prefers_second(a, b) else a).id
+    clashes = tuple(f"{name}: both parents changed it; kept {kept}'s (the fitter)" for name in done.clashes)
+    changes = (
+        f"from {a.id}: {a.description or 'the seed'}",
+        f"from {b.id}: {b.description or 'the seed'}",
+        *done.changes,
+        *clashes,
+    )
     description = one_line(f"merge: {a.description or a.id} + {b.description or b.id}")
-    return Proposal("ok", "merge", draft=Draft(source, description, "merge", (a.id, b.id), changes))
+    return Proposal("ok", "merge", draft=Draft(done.source, description, "merge", (a.id, b.id), changes))
+
+
+def transplant(
+    best: ParentInfo, donor: ParentInfo, ancestor: str | None, is_duplicate: IsDuplicate | None, profile: str
+) -> Proposal:
+    """`best` plus the knob changes `donor` made since `ancestor`, or a failed Proposal saying why not."""
+    if ancestor is None:
+        return failed("conflict", "transplant", "no common ancestor given")
+    try:
+        done = transplant_knobs(ancestor, best.source, donor.source, profile, donor.id)
+    except SyntaxError as e:
+        return failed("invalid", "transplant", one_line(f"a parent does not parse: {e}"))
+    if not done.changes:
+        return failed("unchanged", "transplant", f"{donor.id} changed no knob that {best.id} has not")
+    verdict = _verdict(done.source, [best.source], is_duplicate, profile)
+    if verdict is not None:
+        return failed(verdict[0], "transplant", verdict[1])
+    description = one_line(f"transplant from {donor.id[:7]}: {', '.join(c.split(' (from')[0] for c in done.changes)}")
+    return Proposal("ok", "transplant", draft=Draft(done.source, description, "transplant", (best.id,), done.changes))
+
+
+def _verdict(source: str, parents: list[str], is_duplicate: IsDuplicate | None, profile: str) -> tuple[str, str] | None:
+    """accept.vet, after the knob values' consistency rule (mutators.offline.consistent)."""
+    problem = consistent({k.base_name: k.value for k in find_knobs(source, profile)})
+    return ("invalid", problem) if problem else vet(source, parents, is_duplicate)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-OPERATORS = ("mutate", "crossover", "repair", "hyperparam", "merge")
+OPERATORS = ("mutate", "crossover", "repair", "hyperparam", "merge", "transplant")
 LLM_OPERATORS = ("mutate", "crossover", "repair")
-OFFLINE_OPERATORS = ("hyperparam", "merge")
+OFFLINE_OPERATORS = ("hyperparam", "merge", "transplant")
 # ok: a draft was produced. malformed: the LLM never answered with usable edits. duplicate: the only
 # children found were already known. unchanged: identical to a parent. invalid: does not parse or
 # breaks the harness contract. conflict: a 3-way merge conflicted. budget: max_cost_usd reached.

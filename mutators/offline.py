@@ -124,11 +124,22 @@ def render(value: int | float, power: bool = False) -> str:
 
 def rewrite(source: str, changes: list[tuple[Knob, int | float]]) -> str:
     """Replace each knob's literal with its new value, touching nothing else."""
+    return splice(source, [(knob, render(new, knob.power)) for knob, new in changes])
+
+
+def splice(source: str, edits: list[tuple[Knob, str]]) -> str:
+    """`source` with each knob's literal replaced by the given text, touching nothing else."""
     lines = source.splitlines(keepends=True)
-    for knob, new in sorted(changes, key=lambda c: (c[0].line, c[0].col), reverse=True):
+    for knob, text in sorted(edits, key=lambda e: (e[0].line, e[0].col), reverse=True):
         raw = lines[knob.line - 1].encode()
-        lines[knob.line - 1] = (raw[: knob.col] + render(new, knob.power).encode() + raw[knob.end_col :]).decode()
+        lines[knob.line - 1] = (raw[: knob.col] + text.encode() + raw[knob.end_col :]).decode()
     return "".join(lines)
+
+
+def literal(source: str, knob: Knob) -> str:
+    """The knob's literal as `source` spells it."""
+    raw = source.splitlines(keepends=True)[knob.line - 1].encode()
+    return raw[knob.col : knob.end_col].decode()
 
 
 def consistent(values: dict[str, int | float]) -> str | None:

@@ -22,14 +22,14 @@ from mutators.accept import IsDuplicate
 from mutators.config import MutatorConfig, MutatorConfigError
 from mutators.context import Context
 from mutators.llm_client import LLMClient
-from mutators.merge import merge
+from mutators.merge import merge, transplant
 from mutators.messages import LLM_OPERATORS, LLMUsage, ParentInfo, Proposal, failed, one_line
 from mutators.offline import hyperparam
 
 log = logging.getLogger(__name__)
 
-PROPOSE_OPERATORS = ("mutate", "crossover", "hyperparam", "merge")
-TWO_PARENT_OPERATORS = ("crossover", "merge")
+PROPOSE_OPERATORS = ("mutate", "crossover", "hyperparam", "merge", "transplant")
+TWO_PARENT_OPERATORS = ("crossover", "merge", "transplant")  # a transplant's parents: [best, donor]
 
 
 class Mutators:
@@ -94,6 +94,12 @@ class Mutators:
             return "crossover" if two else "mutate"
         return "merge" if two else "hyperparam"
 
+    def wants_transplant(self, rng: random.Random) -> bool:
+        """Whether this proposal is a transplant: `transplant_rate` of the offline family's share (the rate
+        was chosen in the simulator, which has no LLM); no draw from `rng` when that is 0."""
+        rate = self.config.transplant_rate * self._weights.get("offline", 0.0)
+        return rate > 0 and rng.random() < rate
+
     def propose(
         self,
         op: str,
@@ -132,10 +138,12 @@ class Mutators:
             )
         if op == "hyperparam":
             return hyperparam(parents[0], context.profile, rng, is_duplicate)
+        if op == "transplant":
+            return transplant(parents[0], parents[1], ancestor_source, is_duplicate, context.profile)
         return self._merge(parents[0], parents[1], ancestor_source, context, is_duplicate)
 
     def _merge(self, a, b, ancestor, context, is_duplicate) -> Proposal:
-        proposal = merge(a, b, ancestor, is_duplicate)
+        proposal = merge(a, b, ancestor, is_duplicate, context.profile)
         if proposal.status != "conflict" or self._llm is None or not self._llm.budget_left() or self.llm_paused:
             return proposal
         log.info("merge of %s and %s conflicted; asking the LLM crossover instead", a.id, b.id)

@@ -189,6 +189,13 @@ class Population:
         """The current population, best first (empty until a genome has an ok evaluation)."""
         return [self._store.get(c.id) for c in self._state.ranked()]
 
+    def unrelated(self, genome_id: str) -> list[Genome]:
+        """The survivors that are neither ancestors nor descendants of `genome_id`, best first (transplant
+        donors: another lineage, with a common ancestor)."""
+        gid = self._store.resolve(genome_id)
+        bases = {g.id: self.merge_base(gid, g.id) for g in self.survivors()}
+        return [self._store.get(g) for g, base in bases.items() if base is not None and base.id not in (g, gid)]
+
     def select_parents(self, k_parents: int, rng: random.Random) -> list[Genome]:
         """Tournament picks among the survivors, distinct while there are enough of them."""
         return [self._store.get(g) for g in self._state.select_parents(k_parents, rng)]

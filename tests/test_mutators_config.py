@@ -105,3 +105,18 @@ def test_choose_operator_is_offline_once_the_budget_is_spent():
     mutators = Mutators(MutatorConfig(mode="llm", max_cost_usd=0.0), api_key="sk-test-dummy")
     rng = random.Random(0)
     assert {mutators.choose_operator(rng, 1) for _ in range(50)} == {"hyperparam"}
+
+
+def test_transplant_share_is_the_rate_times_the_offline_share_and_rate_zero_draws_nothing():
+    rng = random.Random(0)
+    share = Mutators(MutatorConfig(mode="offline", transplant_rate=0.25), api_key_from_env=False)
+    assert math.isclose(sum(share.wants_transplant(rng) for _ in range(4000)) / 4000, 0.25, abs_tol=0.03)
+    state = rng.getstate()
+    never = Mutators(MutatorConfig(mode="offline", transplant_rate=0.0), api_key_from_env=False)
+    assert not any(never.wants_transplant(rng) for _ in range(100)) and rng.getstate() == state
+    mixed = Mutators(MutatorConfig(mode="llm:0.6,offline:0.4", transplant_rate=0.5), api_key="sk-test-dummy")
+    assert math.isclose(sum(mixed.wants_transplant(rng) for _ in range(4000)) / 4000, 0.2, abs_tol=0.03)
+    llm = Mutators(MutatorConfig(mode="llm"), api_key="sk-test-dummy")
+    assert not any(llm.wants_transplant(rng) for _ in range(100))  # no offline family, no transplants
+    with pytest.raises(MutatorConfigError, match="bad transplant_rate 1.5"):
+        MutatorConfig.from_cli(transplant_rate="1.5")

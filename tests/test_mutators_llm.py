@@ -260,9 +260,10 @@ def test_crossover_sees_both_parents_changes_and_combines_them(seed):
 
 
 def test_conflicting_merge_is_handed_to_the_llm_crossover(seed):
-    a = ParentInfo("a", seed.source.replace("MATRIX_LR = 0.02", "MATRIX_LR = 0.01"), "lower LR")
-    b = ParentInfo("b", seed.source.replace("MATRIX_LR = 0.02", "MATRIX_LR = 0.04"), "higher LR")
-    reply = edit_reply(GOOD_LINES[0].replace("0.02", "0.01"), GOOD_LINES[1], "split the difference")
+    line = "self.down(F.relu(self.up(x)).square())"  # a code line both parents rewrite: a textual conflict
+    a = ParentInfo("a", seed.source.replace(line, "self.down(F.gelu(self.up(x)))"), "GELU MLP")
+    b = ParentInfo("b", seed.source.replace(line, "self.down(F.silu(self.up(x)))"), "SiLU MLP")
+    reply = edit_reply(GOOD_LINES[0], GOOD_LINES[1], "GELU and a higher LR")
     with FakeAnthropic([reply]) as server:
         proposal = make(server).propose("merge", [a, b], seed.source, CONTEXT, random.Random(0))
     assert proposal.ok and proposal.draft.operator == "crossover" and "MATRIX_LR = 0.03" in proposal.draft.source

@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from benchmarks import landscape_data, landscape_fit, simulate
+from benchmarks import landscape_data, landscape_fit, simulate, transplant_ablation
 from benchmarks.landscape import CURVE_POINTS, SurrogateLandscape
 from benchmarks.simrun import SimConfig, _evaluate, run_strategy
 from evolve.policy import Task
@@ -170,3 +170,20 @@ def test_the_prune_ablation_reports_each_setting_against_the_same_strategy_unpru
     assert report["settings"]["prune"]["at"] == [0.3, 0.5]
     assert all(row["pruned"] > 0 for row in report["table"][1:]) and report["table"][0]["pruned"] == 0
     assert len(simulate.prune_table(report)) == 2 + 2
+
+
+def test_transplants_happen_at_their_rate_and_only_for_evolve(landscape):
+    on = run_strategy("evolve", landscape, slots=8, children=80, seed=1, config=SimConfig(transplant_rate=0.5))
+    off = run_strategy("evolve", landscape, slots=8, children=80, seed=1, config=SimConfig(transplant_rate=0.0))
+    greedy = run_strategy("parallel-greedy", landscape, 8, 80, 1, SimConfig(transplant_rate=0.5))
+    assert on.operators.get("transplant", 0) > 0
+    assert "transplant" not in off.operators and "transplant" not in greedy.operators
+
+
+def test_transplant_ablation_writes_its_table(tmp_path):
+    out = tmp_path / "t.json"
+    args = ["--seeds", "1", "--children", "30", "--slots", "4", "--rates", "0", "0.5", "--out", str(out)]
+    assert transplant_ablation.main(args) == 0
+    rows = json.loads(out.read_text())["table"]
+    assert [(r["slots"], r["transplant_rate"]) for r in rows] == [(4, 0.0), (4, 0.5)]
+    assert rows[0]["win_rate_vs_rate_0"] == 0.5 and rows[0]["mean_true_gain_minus_rate_0"] == 0.0
