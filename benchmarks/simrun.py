@@ -19,6 +19,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from evolve.confirm import DEFAULT_TOP
 from evolve.policy import Limits, Policy, RunAborted
 from evolve.proposals import Child, Failure
 from evolve.strategies import make_strategy
@@ -37,6 +38,7 @@ class SimConfig:
     population: PopulationConfig = PopulationConfig()
     noise_repeats: int = 3
     repeat_share: float = 0.5
+    confirm_top: int = DEFAULT_TOP
 
 
 @dataclass
@@ -74,9 +76,10 @@ class SimBoard:
     def is_new(self, knobs: dict) -> bool:
         return tuple(sorted(knobs.items())) not in self.seen
 
-    def record(self, genome_id: str, kind: str, result: RunResult) -> None:
+    def record(self, genome_id: str, kind: str, seed: int, result: RunResult) -> None:
         val = result.val_bpb if result.ok else None
-        self.state.apply(genome_id, val, 0, kind == "child" and result.status != "interrupted")
+        counted = kind == "child" and result.status != "interrupted"
+        self.state.apply(genome_id, val, 0, counted, seed, confirm=kind == "confirm")
 
     def seed(self) -> Genome:
         return self._seed
@@ -88,13 +91,17 @@ class SimBoard:
         return self.state.fitness(genome_id)
 
     def best(self) -> Genome | None:
-        return self.genomes[self.state.best] if self.state.best else None
+        pick = self.state.pick()
+        return self.genomes[pick] if pick else None
 
     def select_parents(self, k_parents: int, rng: random.Random) -> list[Genome]:
         return [self.genomes[g] for g in self.state.select_parents(k_parents, rng)]
 
     def repeat_candidates(self, n: int) -> list[str]:
         return self.state.repeat_candidates(n)
+
+    def confirm_candidates(self, n: int, seeds: int) -> list[str]:
+        return self.state.confirm_candidates(n, seeds)
 
     def ancestors(self, genome_id: str) -> list[str]:
         """`genome_id` and every ancestor, nearest first (breadth first over the parents)."""
@@ -169,7 +176,7 @@ def run_strategy(
     seed_cost = landscape.evaluate(landscape.seed_genome(), 0)[1]
     budget = math.ceil((children + config.noise_repeats) / slots) * seed_cost
     limits = Limits(children, config.population.population_size, config.noise_repeats, 0, budget, math.inf,
-                    repeat_share=config.repeat_share)  # fmt: skip
+                    repeat_share=config.repeat_share, confirm_top=config.confirm_top)  # fmt: skip
     chosen = make_strategy(strategy, board.seed().id, slots)
     policy = Policy(limits, chosen, board, slots, children_done=0, now=0.0)
     for slot in range(slots):
@@ -208,7 +215,7 @@ def _drive(policy: Policy, board: SimBoard, proposer: SimProposer, landscape, hi
             )
         task = policy.release(slot, now)
         result = _result(val_bpb, cost)
-        board.record(task.genome_id, task.kind, result)
+        board.record(task.genome_id, task.kind, task.seed, result)
         policy.recorded(task, result)
         history.evaluations.append((now, task.kind, task.genome_id, task.seed, result.val_bpb if result.ok else None))
         history.children = policy.children_done

@@ -52,6 +52,9 @@ class ActorBoard:
     def repeat_candidates(self, n: int) -> list[str]:
         return ray.get(self.population.repeat_candidates.remote(n))
 
+    def confirm_candidates(self, n: int, seeds: int) -> list[str]:
+        return ray.get(self.population.confirm_candidates.remote(n, seeds))
+
 
 class Orchestrator:
     def __init__(

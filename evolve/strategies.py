@@ -35,6 +35,7 @@ class Board(Protocol):
     def best(self) -> Genome | None: ...
     def select_parents(self, k_parents: int, rng: random.Random) -> list[Genome]: ...
     def repeat_candidates(self, n: int) -> list[str]: ...
+    def confirm_candidates(self, n: int, seeds: int) -> list[str]: ...
 
 
 @dataclass
@@ -51,7 +52,8 @@ class Strategy:
     """evolve: the population decides (tournament parents, noise-gated best)."""
 
     name = "evolve"
-    repeats = True  # repeat evaluations confirm a would-be best
+    repeats = True  # repeat evaluations confirm a would-be best (when the population's scores are not paired)
+    confirms = True  # the top few are confirmed at fresh seeds at the end (evolve.confirm)
 
     def can_propose(self) -> bool:
         return True
@@ -75,6 +77,7 @@ class Greedy(Strategy):
     random (lines=1, no cap, parents always the seed)."""
 
     repeats = False
+    confirms = False
 
     def __init__(self, name: str, seed_id: str, lines: int, cap: int | None, from_seed: bool = False) -> None:
         self.name = name
