@@ -29,16 +29,29 @@ from population.messages import PopulationConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASE = dict(paired=True, parent_pool="front", tournament_share=1.0, rank_power=0.0)
-VARIANTS = {  # name: (population settings over BASE, confirmation top)
-    "all on (share 1.0)": ({}, 4),
-    "share 0.5": ({"tournament_share": 0.5}, 4),
-    "share 2.0": ({"tournament_share": 2.0}, 4),
-    "fixed k=3 (share 0)": ({"tournament_share": 0.0}, 4),
-    "power law r^-3 instead": ({"rank_power": 3.0}, 4),
-    "parents from survivors only": ({"parent_pool": "survivors"}, 4),
-    "unpaired (repeats, noise gate)": ({"paired": False}, 4),
-    "no confirmation": ({}, 0),
-    "all off (before)": ({"paired": False, "parent_pool": "survivors", "tournament_share": 0.0}, 0),
+UNPAIRED = {"paired": False}
+VARIANTS = {  # name: (population settings over BASE, confirmation top); the defaults are "defaults"
+    "defaults (share 1.0, front, unpaired, confirmation)": (UNPAIRED, 4),
+    "share 1.0, front, paired": ({}, 4),
+    "share 0.5, front, paired": ({"tournament_share": 0.5}, 4),
+    "share 2.0, front, paired": ({"tournament_share": 2.0}, 4),
+    "fixed k=3, front, paired": ({"tournament_share": 0.0}, 4),
+    "power law r^-3, front, paired": ({"rank_power": 3.0}, 4),
+    "share 1.0, survivors, paired": ({"parent_pool": "survivors"}, 4),
+    "share 1.0, front, paired, no confirmation": ({}, 0),
+    "share 1.0, survivors, unpaired": (UNPAIRED | {"parent_pool": "survivors"}, 4),
+    "share 0.5, survivors, unpaired": (UNPAIRED | {"parent_pool": "survivors", "tournament_share": 0.5}, 4),
+    "share 2.0, survivors, unpaired": (UNPAIRED | {"parent_pool": "survivors", "tournament_share": 2.0}, 4),
+    "share 2.0, survivors, paired": ({"parent_pool": "survivors", "tournament_share": 2.0}, 4),
+    "share 2.0, survivors, unpaired, no confirmation": (
+        UNPAIRED | {"parent_pool": "survivors", "tournament_share": 2.0},
+        0,
+    ),
+    "share 2.0, front, unpaired": (UNPAIRED | {"tournament_share": 2.0}, 4),
+    "before (k=3, survivors, unpaired, no confirmation)": (
+        UNPAIRED | {"parent_pool": "survivors", "tournament_share": 0.0},
+        0,
+    ),
 }
 
 

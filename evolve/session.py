@@ -208,7 +208,8 @@ class Session:
             frame = ray.get(population.archive.remote())
             mine = frame[(frame.genome_id == best.id) & (frame.status == "ok")]
             depth = len(ray.get(population.lineage.remote(best.id)).path)
-            test = f"{mine.test_bpb.mean():.4f}" if len(mine) else "n/a"
+            confirmed = mine[mine.kind == "confirm"]  # test_bpb only for a confirmed best
+            test = f"{confirmed.test_bpb.mean():.4f}" if len(confirmed) else "n/a (not confirmed)"
             lines += [
                 f"best genome: {best_text(summary).removeprefix('best ')}, {len(mine)} ok evaluations, "
                 f"lineage depth {depth}: {best.description}",

@@ -1,8 +1,8 @@
 """Search strategies: who a new child's parents are, and which genome the run hands the user at the end.
 
 Every strategy uses the same operators, orchestrator and policy (evolve.policy); only these choices differ.
-- evolve: parents by tournament over the population's survivors; the pick is the noise-gated best;
-  repeats confirm a would-be best.
+- evolve: parents by tournament over the population's front (population.survivors); children compared on
+  training seed 0; the pick is the best of the top few confirmed at fresh seeds at the end (evolve.confirm).
 - greedy: autoresearch's loop: one incumbent, one child at a time, the child kept when it scores lower.
 - parallel-greedy: one incumbent; every free slot trains a mutant of the current incumbent.
 - independent: one greedy line per slot (each with at most one child outstanding); the pick is the best
@@ -49,7 +49,7 @@ class Line:
 
 
 class Strategy:
-    """evolve: the population decides (tournament parents, noise-gated best)."""
+    """evolve: the population decides (tournament parents, the confirmed best)."""
 
     name = "evolve"
     repeats = True  # repeat evaluations confirm a would-be best (when the population's scores are not paired)

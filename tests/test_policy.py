@@ -33,10 +33,10 @@ def pop(tmp_path, seed_source):
 
 
 @pytest.fixture
-def unpaired(tmp_path, seed_source):
-    """Scores averaged over every seed a genome trained at, with repeats mid-run (the old comparison)."""
-    config = dataclasses.replace(CONFIG, paired=False)
-    with Population.open(tmp_path / "unpaired", seed_source, config) as population:
+def paired(tmp_path, seed_source):
+    """Children compared on training seed 0 only: no repeats, the best is the leader by that score."""
+    config = dataclasses.replace(CONFIG, paired=True)
+    with Population.open(tmp_path / "paired", seed_source, config) as population:
         yield population
 
 
@@ -89,8 +89,7 @@ def test_a_task_whose_worker_died_is_requeued_first_then_recorded_as_a_crash_aft
     assert not policy.urgent
 
 
-def test_repeats_never_exceed_their_share_of_children_started(unpaired):
-    pop = unpaired
+def test_repeats_never_exceed_their_share_of_children_started(pop):
     policy = make_policy(pop, slots=1, target=40, repeat_share=0.5, confirm_top=0)
     pop.record(pop.seed().id, ok(3.0), kind="noise", generation=0, **WHEN)
     pop.record(pop.seed().id, ok(3.002, seed=1), kind="noise", generation=0, **WHEN)
@@ -238,14 +237,16 @@ def test_proposals_are_kept_ready_for_the_idle_slots_plus_the_lookahead_and_no_m
     assert small.proposals_wanted(in_flight=0) == 2
 
 
-def test_search_scores_are_seed_zero_evaluations_and_the_seeds_other_noise_runs_only_measure_sigma(pop):
+def test_paired_search_scores_are_seed_zero_evaluations_and_the_seeds_other_noise_runs_only_measure_sigma(paired):
+    pop = paired
     pop.record(pop.seed().id, ok(3.0), kind="noise", generation=0, **WHEN)
     pop.record(pop.seed().id, ok(2.5, seed=1), kind="noise", generation=0, **WHEN)
     assert pop.fitness(pop.seed().id).mean == 3.0 and pop.fitness(pop.seed().id).count == 1
     assert pop.noise_sigma() == pytest.approx(0.3536, abs=1e-4)
 
 
-def test_paired_runs_take_no_repeats_mid_run_and_the_best_is_the_leader_by_seed_zero_score(pop):
+def test_paired_runs_take_no_repeats_mid_run_and_the_best_is_the_leader_by_seed_zero_score(paired):
+    pop = paired
     policy = make_policy(pop, slots=1, target=12, confirm_top=0)
     pop.record(pop.seed().id, ok(3.0), kind="noise", generation=0, **WHEN)
     pop.record(pop.seed().id, ok(3.002, seed=1), kind="noise", generation=0, **WHEN)
@@ -267,7 +268,10 @@ def run_children(pop, policy: Policy, scores: list[float]) -> list[Child]:
     return children
 
 
-def test_the_top_by_search_score_and_the_seed_are_confirmed_at_fresh_seeds_and_the_confirmed_best_is_handed_over(pop):
+def test_the_top_by_search_score_and_the_seed_are_confirmed_at_fresh_seeds_and_the_confirmed_best_is_handed_over(
+    paired,
+):
+    pop = paired
     policy = make_policy(pop, slots=1, target=36, confirm_top=2)  # 3 genomes x 3 seeds: 27 children left
     pop.record(pop.seed().id, ok(3.0), kind="noise", generation=0, **WHEN)
     assert policy.child_target() == 27
@@ -286,7 +290,8 @@ def test_the_top_by_search_score_and_the_seed_are_confirmed_at_fresh_seeds_and_t
     assert summary["best_val_bpb"] == pytest.approx(2.9) and summary["seed_val_bpb"] == pytest.approx(3.0)
 
 
-def test_with_a_wall_clock_limit_confirmation_starts_early_enough_to_finish_in_time(pop):
+def test_with_a_wall_clock_limit_confirmation_starts_early_enough_to_finish_in_time(paired):
+    pop = paired
     policy = make_policy(pop, slots=1, target=400, confirm_top=1, max_seconds=100.0)  # 6 confirmations
     pop.record(pop.seed().id, ok(3.0), kind="noise", generation=0, **WHEN)
     run_children(pop, policy, [2.9] * 3)  # one second each: a reserve of (6 + 1) x 1 s
