@@ -5,7 +5,7 @@ As a fixed last step the run retrains its `top` best genomes by search score, an
 the gain is measured on equal seeds), at CONFIRM_SEEDS (never used in search; the seed's noise runs use
 0..noise_repeats-1), and hands the user the best by mean over those seeds
 (population.survivors.Survivors.confirmed). The budget charges it: the run trains that many fewer
-children (a run too small to spend a quarter of its children on it has none), and with a wall-clock
+children (a run too small to spend a tenth of its children on it has none), and with a wall-clock
 limit it starts early enough to finish in time. Plain state, driven by evolve.policy.Policy.
 """
 
@@ -18,9 +18,9 @@ DEFAULT_TOP = 4
 
 
 def affordable_top(top: int, target_children: int, seeds: int = len(CONFIRM_SEEDS)) -> int:
-    """`top`, fewer where the step (top and seed, at each seed) would cost over a quarter of the children
+    """`top`, fewer where the step (top and seed, at each seed) would cost over a tenth of the children
     target: 0 (no confirmation) for runs too small to afford one."""
-    return max(0, min(top, target_children // 4 // seeds - 1))
+    return max(0, min(top, target_children // 10 // seeds - 1))
 
 
 class Confirmation:

@@ -137,7 +137,7 @@ class Session:
             target_children=target,
             population_size=s.population.population_size,
             noise_repeats=s.noise_repeats,
-            lookahead=max(1, count // 2) if s.lookahead is None else s.lookahead,
+            lookahead=self._lookahead(count),
             max_seconds=s.max_hours * 3600 if math.isfinite(s.max_hours) else math.inf,
             max_llm_cost=s.max_llm_cost,
             repeat_share=s.repeat_share,
@@ -196,6 +196,14 @@ class Session:
                 "that is a long run for a CPU; a first look (the README's first run, planned about "
                 f"{duration(first)}): python -m evolve --profile cpu --budget 30 --population 4 --generations 3"
             )
+
+    def _lookahead(self, workers: int) -> int:
+        """Proposals made ahead of the idle slots: half the workers for the LLM (no slot waits for a reply);
+        none for offline operators, which take milliseconds, so a child's parents are picked when its slot
+        frees, from the population as it is then."""
+        if self.settings.lookahead is not None:
+            return self.settings.lookahead
+        return max(1, workers // 2) if self.mutators.llm_available else 0
 
     def _finish(self, population, progress: Progress) -> None:
         run_dir = self.settings.run_dir
