@@ -3,8 +3,8 @@
 What a free slot runs next, in priority order: evaluations of the seed that measure the noise level;
 children re-queued after their worker died, or left unevaluated by a stopped run; repeats that confirm
 a would-be best (evolve only, at most `repeat_share` per child started); fresh children; at the end, the
-confirmation of the top few at fresh seeds (evolve.confirm). It also keeps the
-accounting (children done, generations, slot time), the limits (target, --max-hours, --max-llm-cost),
+top few confirmed at fresh seeds (evolve.confirm). It also keeps the accounting (children done,
+generations, slot time), the limits (target, --max-hours, --max-llm-cost),
 retries of a task whose worker died, retirement of a slot that keeps dying, the abort after too many
 failed proposals, and what Ctrl-C leaves in flight. Who the parents are is the strategy's (evolve.strategies).
 
@@ -137,13 +137,11 @@ class Policy:
             self.stop_reason = "--max-hours reached"
         elif llm_cost >= self.limits.max_llm_cost:
             self.stop_reason = "--max-llm-cost reached"
-        elif now - self.started >= self.limits.max_seconds - self._confirmation_seconds():
-            self.confirmation.due()
+        elif now - self.started >= self.limits.max_seconds - self.confirmation.reserve_seconds(
+            len(self.deaths), self.busy_seconds / max(1, self.evaluations)
+        ):
+            self.confirmation.due()  # keep the wall clock the confirmation step needs
         return self.stop_reason
-
-    def _confirmation_seconds(self) -> float:
-        mean = self.busy_seconds / self.evaluations if self.evaluations else 0.0
-        return self.confirmation.reserve_seconds(len(self.deaths), mean)
 
     # --- slots --------------------------------------------------------------------------------------
     def slot_ready(self, slot: int) -> None:

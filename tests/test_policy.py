@@ -237,25 +237,16 @@ def test_proposals_are_kept_ready_for_the_idle_slots_plus_the_lookahead_and_no_m
     assert small.proposals_wanted(in_flight=0) == 2
 
 
-def test_paired_search_scores_are_seed_zero_evaluations_and_the_seeds_other_noise_runs_only_measure_sigma(paired):
-    pop = paired
-    pop.record(pop.seed().id, ok(3.0), kind="noise", generation=0, **WHEN)
-    pop.record(pop.seed().id, ok(2.5, seed=1), kind="noise", generation=0, **WHEN)
-    assert pop.fitness(pop.seed().id).mean == 3.0 and pop.fitness(pop.seed().id).count == 1
-    assert pop.noise_sigma() == pytest.approx(0.3536, abs=1e-4)
-
-
-def test_paired_runs_take_no_repeats_mid_run_and_the_best_is_the_leader_by_seed_zero_score(paired):
-    pop = paired
-    policy = make_policy(pop, slots=1, target=12, confirm_top=0)
+def test_paired_scores_are_seed_zero_evaluations_with_no_repeats_mid_run_and_the_leader_is_the_best(paired):
+    pop, policy = paired, make_policy(paired, slots=1, target=12, confirm_top=0)
     pop.record(pop.seed().id, ok(3.0), kind="noise", generation=0, **WHEN)
     pop.record(pop.seed().id, ok(3.002, seed=1), kind="noise", generation=0, **WHEN)
+    assert pop.fitness(pop.seed().id).mean == 3.0 and pop.noise_sigma() == pytest.approx(0.0014, abs=1e-4)
     for i in range(6):
         child = propose(pop, policy, i)
         ((slot, _),) = policy.dispatch(now=float(i))
         finish(pop, policy, slot, ok(2.999 - i / 1e4), now=i + 0.5)  # inside the noise band
-    assert policy.dispatched["repeat"] == 0
-    assert pop.best().id == child.genome_id
+    assert policy.dispatched["repeat"] == 0 and pop.best().id == child.genome_id
 
 
 def run_children(pop, policy: Policy, scores: list[float]) -> list[Child]:

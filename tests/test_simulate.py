@@ -7,9 +7,11 @@ import math
 
 import pytest
 
-from benchmarks import landscape_data, landscape_fit, simulate
+from benchmarks import landscape_data, landscape_fit, select_ablation, simulate
 from benchmarks.landscape import SurrogateLandscape
 from benchmarks.simrun import run_strategy
+from evolve.confirm import DEFAULT_TOP
+from population.messages import PopulationConfig
 
 KNOB = "MATRIX_LR"
 
@@ -100,3 +102,14 @@ def test_quick_mode_writes_a_table_row_for_every_strategy(tmp_path):
     report = json.loads(out.read_text())
     assert [r["strategy"] for r in report["table"]] == ["evolve", "greedy", "parallel-greedy", "independent", "random"]
     assert report["fit_quality"]["spearman_pooled"] > 0.5 and out.with_suffix(".png").exists()
+
+
+def test_the_selection_ablation_runs_every_variant_against_parallel_greedy(tmp_path):
+    out = tmp_path / "ablation.json"
+    assert select_ablation.main(["--quick", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [r["variant"] for r in report["table"]] == list(select_ablation.VARIANTS)
+    assert all(0 <= r["win_rate_vs_parallel_greedy"] <= 1 and r["landscapes"] == 2 for r in report["table"])
+    defaults = report["variants"]["defaults (share 1.0, front, unpaired, confirmation)"]  # the product's defaults
+    assert all(getattr(PopulationConfig(), k) == v for k, v in defaults["population"].items())
+    assert defaults["confirm_top"] == DEFAULT_TOP
