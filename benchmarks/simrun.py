@@ -23,6 +23,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from evolve.confirm import DEFAULT_TOP
 from evolve.policy import Limits, Policy, RunAborted
 from evolve.proposals import Child, Failure
 from evolve.strategies import make_strategy
@@ -46,6 +47,7 @@ class SimConfig:
     repeat_share: float = 0.5
     pruning: PruneRule | None = None  # evolve.policy.Limits.pruning
     transplant_rate: float = MutatorConfig().transplant_rate  # the real run's default
+    confirm_top: int = DEFAULT_TOP
 
 
 @dataclass
@@ -87,9 +89,10 @@ class SimBoard:
     def is_new(self, knobs: dict) -> bool:
         return tuple(sorted(knobs.items())) not in self.seen
 
-    def record(self, genome_id: str, kind: str, result: RunResult) -> None:
+    def record(self, genome_id: str, kind: str, seed: int, result: RunResult) -> None:
         val = result.val_bpb if result.ok else None
-        self.state.apply(genome_id, val, 0, kind == "child" and result.status != "interrupted")
+        counted = kind == "child" and result.status != "interrupted"
+        self.state.apply(genome_id, val, 0, counted, seed, confirm=kind == "confirm")
 
     def seed(self) -> Genome:
         return self._seed
@@ -101,7 +104,8 @@ class SimBoard:
         return self.state.fitness(genome_id)
 
     def best(self) -> Genome | None:
-        return self.genomes[self.state.best] if self.state.best else None
+        pick = self.state.pick()
+        return self.genomes[pick] if pick else None
 
     def select_parents(self, k_parents: int, rng: random.Random) -> list[Genome]:
         return [self.genomes[g] for g in self.state.select_parents(k_parents, rng)]
@@ -114,6 +118,9 @@ class SimBoard:
         mine = set(self.ancestors(genome_id))
         ranked = (self.genomes[c.id] for c in self.state.ranked() if c.id not in mine)
         return [g for g in ranked if genome_id not in self.ancestors(g.id)]
+
+    def confirm_candidates(self, n: int, seeds: int) -> list[str]:
+        return self.state.confirm_candidates(n, seeds)
 
     def ancestors(self, genome_id: str) -> list[str]:
         """`genome_id` and every ancestor, nearest first (breadth first over the parents)."""
@@ -206,7 +213,8 @@ def run_strategy(
     budget = math.ceil((children + config.noise_repeats) / slots) * seed_cost
     target = children if config.pruning is None else PRUNED_TARGET * children
     limits = Limits(target, config.population.population_size, config.noise_repeats, 0, budget, math.inf,
-                    repeat_share=config.repeat_share, pruning=config.pruning)  # fmt: skip
+                    repeat_share=config.repeat_share, pruning=config.pruning,
+                    confirm_top=config.confirm_top)  # fmt: skip
     chosen = make_strategy(strategy, board.seed().id, slots)
     policy = Policy(limits, chosen, board, slots, children_done=0, now=0.0)
     for slot in range(slots):
@@ -248,7 +256,7 @@ def _drive(policy: Policy, board: SimBoard, proposer: SimProposer, landscape, hi
                 (mark * history.budget_seconds / CHECKPOINTS, _true_gain(board, strategy.pick(board), landscape))
             )
         task = policy.release(slot, now)
-        board.record(task.genome_id, task.kind, result)
+        board.record(task.genome_id, task.kind, task.seed, result)
         policy.recorded(task, result)
         history.evaluations.append((now, task.kind, task.genome_id, task.seed, result.val_bpb if result.ok else None))
         _count_prunes(history, task.seed, result, would_be)

@@ -89,7 +89,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, help="trainer workers (default: one per GPU, or per cpus-per-child)")
     g.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with the local Ray")
     g.add_argument("--local-gpus", type=int, help="GPUs to declare to the local Ray (testing, benchmarks)")
-    g.add_argument("--lookahead", type=int, help="proposals prepared beyond the idle workers (default workers/2)")
+    g.add_argument("--lookahead", type=int, help="proposals made beyond idle workers (default workers/2, offline 0)")
     g.add_argument("--repeat-share", type=float, default=0.5, help="repeat evaluations per child, at most")
     g.add_argument("--seed", type=int, default=0, help="seeds parent selection and the operators")
     g.add_argument(

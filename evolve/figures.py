@@ -36,6 +36,8 @@ class Progress:
     failed: np.ndarray  # child numbers of failed children
     descriptions: tuple[str, ...]  # of the ok children
     seed_val_bpb: float
+    confirmed_index: np.ndarray  # child number (0: the seed) of each genome confirmed at fresh seeds
+    confirmed_val_bpb: np.ndarray  # its mean over the confirmation seeds
 
 
 def progress(frame: pd.DataFrame, seed_id: str, config: PopulationConfig) -> Progress:
@@ -60,6 +62,19 @@ def progress(frame: pd.DataFrame, seed_id: str, config: PopulationConfig) -> Pro
         failed=number[~ok],
         descriptions=tuple(children.description[ok]),
         seed_val_bpb=float(seed_rows.mean()) if len(seed_rows) else math.nan,
+        **_confirmed(frame, children, seed_id),
+    )
+
+
+def _confirmed(frame: pd.DataFrame, children: pd.DataFrame, seed_id: str) -> dict:
+    """Where the confirmed genomes sit on the plot: their child number and their confirmation mean."""
+    rows = frame[(frame.kind == "confirm") & (frame.status == "ok")]
+    means = rows.groupby("genome_id").val_bpb.mean()
+    number = {g: i + 1 for i, g in enumerate(children.genome_id)} | {seed_id: 0}
+    known = [g for g in means.index if g in number]
+    return dict(
+        confirmed_index=np.asarray([number[g] for g in known], dtype=float),
+        confirmed_val_bpb=means[known].to_numpy(dtype=float),
     )
 
 
@@ -85,9 +100,12 @@ def progress_figure(data: Progress) -> Figure:
             where="post",
             c=GREEN,
             lw=1.5,
-            label="best (noise-gated)",
+            label="best (search score, then confirmed)",
             gid="running-best",
         )
+        if len(data.confirmed_index):
+            ax.scatter(data.confirmed_index, data.confirmed_val_bpb, marker="D", s=46, c=BLUE, edgecolors="black",
+                       label="confirmed at fresh seeds (mean)", gid="confirmed")  # fmt: skip
         if math.isfinite(data.seed_val_bpb):
             ax.axhline(data.seed_val_bpb, ls="--", c=GRAY, lw=1, label=f"seed {data.seed_val_bpb:.4f}", gid="seed")
         if len(data.failed):

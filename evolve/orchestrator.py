@@ -58,6 +58,9 @@ class ActorBoard:
     def unrelated(self, genome_id: str) -> list[Genome]:
         return ray.get(self.population.unrelated.remote(genome_id))
 
+    def confirm_candidates(self, n: int, seeds: int) -> list[str]:
+        return ray.get(self.population.confirm_candidates.remote(n, seeds))
+
 
 class Orchestrator:
     def __init__(

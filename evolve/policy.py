@@ -2,8 +2,9 @@
 
 What a free slot runs next, in priority order: evaluations of the seed that measure the noise level;
 children re-queued after their worker died, or left unevaluated by a stopped run; repeats that confirm
-a would-be best (evolve only, at most `repeat_share` per child started); fresh children. It also keeps the
-accounting (children done, generations, slot time), the limits (target, --max-hours, --max-llm-cost),
+a would-be best (evolve only, at most `repeat_share` per child started); fresh children; at the end, the
+top few confirmed at fresh seeds (evolve.confirm). It also keeps the accounting (children done,
+generations, slot time), the limits (target, --max-hours, --max-llm-cost),
 retries of a task whose worker died, retirement of a slot that keeps dying, the abort after too many
 failed proposals, and what Ctrl-C leaves in flight. Who the parents are is the strategy's (evolve.strategies).
 
@@ -18,6 +19,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from evolve.confirm import DEFAULT_TOP, Confirmation, affordable_top
 from evolve.strategies import Board, Strategy
 from fitness.curves import Curve, PruneRule
 from fitness.result import RunResult
@@ -35,7 +37,7 @@ class RunAborted(Exception):
 class Task:
     genome_id: str
     source: str
-    kind: str  # "noise" | "child" | "repeat"
+    kind: str  # "noise" | "child" | "repeat" | "confirm"
     seed: int
     description: str = ""
     operator: str = ""
@@ -62,6 +64,7 @@ class Limits:
     max_worker_retries: int = 2  # re-queues of one task after its worker died
     repeat_share: float = 0.5  # repeats started per child started, at most (repeats confirm would-be bests)
     pruning: PruneRule | None = None  # children's rule, its parent's curve filled in at dispatch; None: none
+    confirm_top: int = DEFAULT_TOP  # genomes confirmed at fresh seeds at the end (evolve; 0: none)
 
 
 class Policy:
@@ -84,6 +87,8 @@ class Policy:
         self.evaluations = 0  # finished this session
         self.dispatched = {"child": 0, "repeat": 0}  # started this session, by kind
         self.curves: dict[str, Curve] = {}  # each genome's loss curve at training seed 0 (what pruning compares)
+        top = affordable_top(limits.confirm_top, limits.target_children) if strategy.confirms else 0
+        self.confirmation = Confirmation(top)
 
     # --- work in ------------------------------------------------------------------------------------
     def queue_leftovers(self, noise_done: int, unevaluated: list[Genome], billed: set[str] = frozenset()) -> None:
@@ -125,7 +130,7 @@ class Policy:
 
     def proposals_wanted(self, in_flight: int) -> int:
         """How many proposals to start now (the strategy may hold some back: one child at a time)."""
-        if self.stop_reason:
+        if self.stop_reason or not self.confirmation.searching():
             return 0
         wanted = min(len(self.idle) + self.limits.lookahead, self.children_to_dispatch())
         return max(0, wanted - len(self.ready) - in_flight)
@@ -138,6 +143,10 @@ class Policy:
             self.stop_reason = "--max-hours reached"
         elif llm_cost >= self.limits.max_llm_cost:
             self.stop_reason = "--max-llm-cost reached"
+        elif now - self.started >= self.limits.max_seconds - self.confirmation.reserve_seconds(
+            len(self.deaths), self.busy_seconds / max(1, self.evaluations)
+        ):
+            self.confirmation.due()  # keep the wall clock the confirmation step needs
         return self.stop_reason
 
     # --- slots --------------------------------------------------------------------------------------
@@ -170,9 +179,10 @@ class Policy:
         return started
 
     def _next_task(self) -> Task | None:
+        self._queue_confirmation()
         if self.urgent:
             return self.urgent.popleft()
-        if self.ready or self.children_to_dispatch() > 0:
+        if self.confirmation.searching() and (self.ready or self.children_to_dispatch() > 0):
             repeat = self._repeat()
             if repeat is not None:
                 return repeat
@@ -195,6 +205,14 @@ class Policy:
                 return Task(genome.id, genome.source, "repeat", count, genome.description, genome.operator)
         return None
 
+    def _queue_confirmation(self) -> None:
+        """The confirmation step (evolve.confirm), once search is over and no child is in flight."""
+        kinds = [r.task.kind for r in self.inflight.values()] + [t.kind for t in self.urgent]
+        search_done = self.children_done >= self.child_target()
+        for genome_id, seed in self.confirmation.start(search_done, "child" in kinds, self.board):
+            g = self.board.genome(genome_id)
+            self.urgent.append(Task(genome_id, g.source, "confirm", seed, g.description, g.operator))
+
     # --- results ------------------------------------------------------------------------------------
     def release(self, slot: int, now: float) -> Task:
         """The slot's evaluation finished (recorded next by the driver); the slot takes work again."""
@@ -209,6 +227,8 @@ class Policy:
         if task.kind == "child" and result.status != "interrupted":
             self.children_done += 1
         self.curve_seen(task.genome_id, task.seed, result.status, result.loss_curve)
+        if task.kind == "confirm":
+            self.confirmation.recorded()
         score = result.val_bpb if result.ok else None
         if task.kind == "child" and task.seed == 0:
             self.strategy.scored(task.genome_id, task.parent or "", score)
@@ -264,14 +284,19 @@ class Policy:
         """Children still to start: the target minus those done, running or queued."""
         running = sum(r.task.kind == "child" for r in self.inflight.values())
         queued = sum(t.kind == "child" for t in self.urgent)
-        return self.limits.target_children - self.children_done - running - queued - len(self.ready)
+        return self.child_target() - self.children_done - running - queued - len(self.ready)
+
+    def child_target(self) -> int:
+        """The children target less what confirmation costs (the budget charges it)."""
+        return max(0, self.limits.target_children - self.confirmation.evaluations)
 
     def finished(self) -> bool:
         """Nothing in flight and nothing left to do (or a stop was asked for)."""
         return not self.inflight and (self.stop_reason is not None or not self._work_left())
 
     def _work_left(self) -> bool:
-        return bool(self.urgent) or self.children_done < self.limits.target_children
+        searching = self.confirmation.searching() and self.children_done < self.child_target()
+        return bool(self.urgent) or searching or self.confirmation.pending()
 
     def generation(self) -> int:
         """The generation in progress (1-based): finished children // population_size + 1."""

@@ -42,7 +42,11 @@ class Progress:
 
     def started(self, task, status: dict) -> None:
         """An evaluation went to a worker: what it is, then the status line (counts are right at this moment)."""
-        why = {"noise": ": measuring the noise level", "repeat": ": confirming a would-be best"}.get(task.kind, "")
+        why = {
+            "noise": ": measuring the noise level",
+            "repeat": ": confirming a would-be best",
+            "confirm": ": confirming the top at a fresh seed",
+        }.get(task.kind, "")
         self.say(f"training {_what(task)}{why}")
         self.say(f"    {self.status_line(status)}")
 

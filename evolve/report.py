@@ -2,7 +2,8 @@
 
 Everything is read from the run directory (read-only), so a report of a live run is a snapshot of it.
 The summary counts children (finished child evaluations), failures by status, the best genome against
-the seed in val_bpb and in noise sigmas, the best's test_bpb, device hours and LLM spend.
+the seed in val_bpb and in noise sigmas (at the confirmation seeds once the best is confirmed), the
+confirmed best's test_bpb, device hours and LLM spend.
 """
 
 from __future__ import annotations
@@ -31,19 +32,26 @@ def summarize(pop: Population, frame: pd.DataFrame, stats: dict[str, GenomeStats
     sigma = pop.noise_sigma()
     children = frame[(frame.kind == "child") & (frame.status != "interrupted")]
     failed = children[children.status != "ok"].status.value_counts()
-    gap = stats[best].val_bpb - stats[seed].val_bpb if best in stats and seed in stats else math.nan
+    scores = pop.summary()  # the population's scores: the confirmation means once the best is confirmed
+    known = scores.best_val_bpb is not None and scores.seed_val_bpb is not None
+    gap = scores.best_val_bpb - scores.seed_val_bpb if known else math.nan
+    confirmed = frame[(frame.genome_id == best) & (frame.kind == "confirm") & (frame.status == "ok")]
     on_gpu = ~frame.device.str.startswith("cpu") & (frame.device != "")
     rows = [
-        ("genomes", f"{len(stats)} evaluated ({pop.summary().genomes} committed)"),
+        ("genomes", f"{len(stats)} evaluated ({scores.genomes} committed)"),
         ("evaluations", _by_kind(frame)),
         ("children", str(len(children))),
         ("failed children", _rate(int(failed.sum()), len(children))),
         *((f"  {status}", _rate(int(n), len(children)) + _commonest(children, status)) for status, n in failed.items()),
         ("seed val_bpb", _mean(stats.get(seed))),
-        ("best val_bpb", f"{_mean(stats.get(best))}  ({best[:7]}, {pop.genome(best).operator})"),
+        (
+            "best val_bpb",
+            f"{fmt_bpb(scores.best_val_bpb)}  ({best[:7]}, {pop.genome(best).operator}, "
+            f"{'confirmed at fresh seeds' if scores.best_confirmed else 'unconfirmed'})",
+        ),  # fmt: skip
         ("best vs seed", fmt_delta(gap, sigma)),
         ("noise σ", "unknown (fewer than two repeats)" if sigma is None else f"{sigma:.4f}"),
-        ("best test_bpb", fmt_bpb(stats[best].test_bpb) if best in stats else "-"),
+        ("best test_bpb", fmt_bpb(confirmed.test_bpb.mean()) if len(confirmed) else "- (not confirmed)"),
         ("GPU-hours", f"{frame.total_seconds[on_gpu].sum() / 3600:.3f}"),
         ("CPU child-hours", f"{frame.total_seconds[~on_gpu].sum() / 3600:.3f}"),
         ("LLM tokens", f"{int(frame.llm_input_tokens.sum()):,} in, {int(frame.llm_output_tokens.sum()):,} out"),

@@ -159,6 +159,8 @@ def best_text(summary: RunSummary) -> str:
     if best is None:
         return "best: none yet"
     text = f"best {best:.4f} ({summary.best_id[:7]}"
+    confirmed = summary.best_confirmed
+    text += f", confirmed at {summary.best_evaluations} fresh seeds" if confirmed else ", unconfirmed"
     if seed is not None and summary.best_id != summary.seed_id:
         margin = f"{(best - seed) / sigma:+.1f}σ" if sigma else f"{best - seed:+.4f}"
         text += f", {margin} vs seed {seed:.4f}"

@@ -160,7 +160,7 @@ class Session:
             target_children=target,
             population_size=s.population.population_size,
             noise_repeats=s.noise_repeats,
-            lookahead=max(1, count // 2) if s.lookahead is None else s.lookahead,
+            lookahead=self._lookahead(count),
             max_seconds=s.max_hours * 3600 if math.isfinite(s.max_hours) else math.inf,
             max_llm_cost=s.max_llm_cost,
             repeat_share=s.repeat_share,
@@ -219,6 +219,14 @@ class Session:
                 f"{duration(first)}): python -m evolve --profile cpu --budget 30 --population 4 --generations 3"
             )
 
+    def _lookahead(self, workers: int) -> int:
+        """Proposals made ahead of the idle slots: half the workers for the LLM (no slot waits for a reply);
+        none for offline operators, which take milliseconds, so a child's parents are picked when its slot
+        frees, from the population as it is then."""
+        if self.settings.lookahead is not None:
+            return self.settings.lookahead
+        return max(1, workers // 2) if self.mutators.llm_available else 0
+
     def _finish(self, population, progress: Progress) -> None:
         run_dir = self.settings.run_dir
         ray.get(population.export_results_tsv.remote(str(run_dir / "results.tsv")))
@@ -230,7 +238,8 @@ class Session:
             frame = ray.get(population.archive.remote())
             mine = frame[(frame.genome_id == best.id) & (frame.status == "ok")]
             depth = len(ray.get(population.lineage.remote(best.id)).path)
-            test = f"{mine.test_bpb.mean():.4f}" if len(mine) else "n/a"
+            confirmed = mine[mine.kind == "confirm"]  # test_bpb only for a confirmed best
+            test = f"{confirmed.test_bpb.mean():.4f}" if len(confirmed) else "n/a (not confirmed)"
             lines += [
                 f"best genome: {best_text(summary).removeprefix('best ')}, {len(mine)} ok evaluations, "
                 f"lineage depth {depth}: {best.description}",

@@ -1,9 +1,10 @@
 """Search strategies: who a new child's parents are, and which genome the run hands the user at the end.
 
 Every strategy uses the same operators, orchestrator and policy (evolve.policy); only these choices differ.
-- evolve: parents by tournament over the population's survivors; the pick is the noise-gated best;
-  repeats confirm a would-be best; a share of offline proposals (MutatorConfig.transplant_rate) are transplants:
-  the best plus the knob changes of a survivor from another lineage.
+- evolve: parents by tournament over the population's front (population.survivors); children compared on
+  training seed 0; the pick is the best of the top few confirmed at fresh seeds at the end (evolve.confirm);
+  a share of offline proposals (MutatorConfig.transplant_rate) are transplants: the best plus the knob
+  changes of a survivor from another lineage.
 - greedy: autoresearch's loop: one incumbent, one child at a time, the child kept when it scores lower.
 - parallel-greedy: one incumbent; every free slot trains a mutant of the current incumbent.
 - independent: one greedy line per slot (each with at most one child outstanding); the pick is the best
@@ -38,6 +39,7 @@ class Board(Protocol):
     def select_parents(self, k_parents: int, rng: random.Random) -> list[Genome]: ...
     def repeat_candidates(self, n: int) -> list[str]: ...
     def unrelated(self, genome_id: str) -> list[Genome]: ...
+    def confirm_candidates(self, n: int, seeds: int) -> list[str]: ...
 
 
 @dataclass
@@ -51,10 +53,11 @@ class Line:
 
 
 class Strategy:
-    """evolve: the population decides (tournament parents, noise-gated best)."""
+    """evolve: the population decides (tournament parents, the confirmed best)."""
 
     name = "evolve"
-    repeats = True  # repeat evaluations confirm a would-be best
+    repeats = True  # repeat evaluations confirm a would-be best (when the population's scores are not paired)
+    confirms = True  # the top few are confirmed at fresh seeds at the end (evolve.confirm)
 
     def can_propose(self) -> bool:
         return True
@@ -87,6 +90,7 @@ class Greedy(Strategy):
     random (lines=1, no cap, parents always the seed)."""
 
     repeats = False
+    confirms = False
 
     def __init__(self, name: str, seed_id: str, lines: int, cap: int | None, from_seed: bool = False) -> None:
         self.name = name

@@ -2,9 +2,10 @@
 
 A genome may be evaluated several times (`kind`: "child" for its first training, "repeat" for
 re-evaluations that measure its fitness, "replay" for re-running an old genome, "noise" for repeats of
-the seed that measure sigma); its fitness comes from all of its ok rows. `make_row` is pure: the caller
-passes the timestamps. Each row keeps its loss curve (at most 200 float32 pairs, `curve`; older
-segments without it read as none).
+the seed that measure sigma, "confirm" for the end-of-run retraining of the top few at fresh seeds, see
+evolve.confirm); its search fitness comes from its ok rows (population.survivors says which).
+`make_row` is pure: the caller passes the timestamps. Each row keeps its loss curve (at most 200 float32
+pairs, `curve`; older segments without it read as none).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fitness.result import RunResult
 from population.messages import Genome, LLMSpend
 from population.segments import SegmentLog
 
-KINDS = ("child", "repeat", "replay", "noise")
+KINDS = ("child", "repeat", "replay", "noise", "confirm")
 
 SCHEMA = pa.schema(
     [

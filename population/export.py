@@ -1,8 +1,8 @@
 """The archive read back as history: the confirmed best after every evaluation, and results.tsv.
 
 "Best" means one thing everywhere (status, lineage best, the report's plot and summary, results.tsv):
-the noise-gated incumbent of population.selection.incumbent, which `best_history` recomputes row by
-row exactly as Population does while it records.
+Population.best(), the best confirmed genome or before any the search's best, which `best_history`
+recomputes row by row exactly as Population does while it records.
 
 results.tsv is the seed project's experiment log (karpathy/autoresearch): one row per genome with a
 finished evaluation, in the order of its first one: commit (7-char id), val_bpb (its mean over ok
@@ -21,29 +21,33 @@ import pandas as pd
 
 from population.archive import ok_value
 from population.messages import PopulationConfig
-from population.selection import incumbent
-from population.standings import Standings
+from population.survivors import Survivors
 
 HEADER = ("commit", "val_bpb", "memory_gb", "status", "description")
 
 
 @dataclass(frozen=True)
 class BestAt:
-    """The confirmed best just after one archive row was recorded."""
+    """The best just after one archive row was recorded."""
 
     eval_id: int
     best_id: str | None
-    val_bpb: float  # the best's mean ok val_bpb at that moment; nan while there is none
+    val_bpb: float  # the best's score at that moment (its confirmation mean once confirmed); nan while none
+    confirmed: bool = False  # the best was confirmed at fresh seeds (evolve.confirm)
 
 
 def best_history(archive: pd.DataFrame, seed_id: str, config: PopulationConfig) -> list[BestAt]:
-    """After each row, in recording order: the best as Population.best() was at that moment."""
-    standings = Standings(seed_id, config.confirm_repeats)
+    """After each row, in recording order: the best as Population.best() was at that moment (replayed
+    through the same selection state, population.survivors.Survivors)."""
+    state = Survivors(seed_id, config)
     history = []
     for row in archive.sort_values("eval_id").to_dict("records"):
-        standings.add(row["genome_id"], ok_value(row), row["source_chars"])
-        best = incumbent(standings.leader(), standings.anchor(), standings.sigma(), config.noise_margin_sigma)
-        history.append(BestAt(int(row["eval_id"]), best.id if best else None, best.fitness.mean if best else math.nan))
+        counted = row["kind"] == "child" and row["status"] != "interrupted"
+        state.apply(
+            row["genome_id"], ok_value(row), row["source_chars"], counted, row["seed"], row["kind"] == "confirm"
+        )
+        best, fitness, confirmed = state.pick_fitness()
+        history.append(BestAt(int(row["eval_id"]), best, fitness.mean if best else math.nan, confirmed))
     return history
 
 

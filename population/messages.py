@@ -66,6 +66,11 @@ class PopulationConfig:
     noise_margin_sigma: float = 2.0  # an unconfirmed challenger must beat the best by this many sigma
     confirm_repeats: int = 3  # ok evaluations that make a genome's mean trusted (confirmed)
     selection_seed: int = 0  # seeds survivor selection, so a resumed run picks the same survivors
+    # Defaults from benchmarks.select_ablation (README, "Selection"):
+    paired: bool = False  # True: search scores are seed-0 evaluations only, no repeats, no noise gate
+    parent_pool: str = "front"  # "front": survivors plus every genome evaluated since; "survivors": only them
+    tournament_share: float = 1.0  # parent tournaments draw max(tournament_size, share x pool) contestants
+    rank_power: float = 0.0  # > 0: parents by rank r with probability ~ r^-power instead of by tournament
 
     def __post_init__(self) -> None:
         counts = {
@@ -78,6 +83,12 @@ class PopulationConfig:
                 raise ValueError(f"{name} must be at least 1, got {value!r}")
         if not 0 <= self.elitism <= self.population_size:
             raise ValueError(f"elitism must be in [0, population_size], got {self.elitism!r}")
+        if self.parent_pool not in ("front", "survivors"):
+            raise ValueError(f"parent_pool must be 'front' or 'survivors', got {self.parent_pool!r}")
+        if not (self.tournament_share >= 0 and self.rank_power >= 0):
+            raise ValueError(
+                f"tournament_share and rank_power must be >= 0, got {self.tournament_share!r}, {self.rank_power!r}"
+            )
         if not self.noise_margin_sigma >= 0:
             raise ValueError(f"noise_margin_sigma must be >= 0, got {self.noise_margin_sigma!r}")
 
@@ -94,6 +105,7 @@ class RunSummary:
     best_id: str | None
     best_val_bpb: float | None
     best_evaluations: int
+    best_confirmed: bool  # the best's score is its mean at fresh seeds (evolve.confirm), not its search score
     seed_id: str
     seed_val_bpb: float | None
     sigma: float | None  # the seed's noise, None until measured

@@ -170,7 +170,7 @@ class Population:
 
     def noise_sigma(self) -> float | None:
         """Pooled std of val_bpb between repeated evaluations (the seed's first); None until one exists."""
-        return self._state.standings.sigma()
+        return self._state.sigma()
 
     def unevaluated(self) -> list[Genome]:
         """Committed genomes (the seed aside) with no finished evaluation: children in flight when a run
@@ -201,24 +201,31 @@ class Population:
         return [self._store.get(g) for g in self._state.select_parents(k_parents, rng)]
 
     def best(self) -> Genome | None:
-        """The noise-gated incumbent: see population.selection.incumbent."""
-        return self._store.get(self._state.best) if self._state.best else None
+        """The best confirmed genome (evolve.confirm), or before any, the search's best."""
+        pick = self._state.pick()
+        return self._store.get(pick) if pick else None
 
     def repeat_candidates(self, n: int) -> list[str]:
         """Up to n genome ids that deserve a repeat evaluation now (the same ids until it is recorded)."""
         return self._state.repeat_candidates(n)
 
+    def confirm_candidates(self, n: int, seeds: int) -> list[str]:
+        """Of the top n genomes by search score, those not yet confirmed at `seeds` fresh seeds."""
+        return self._state.confirm_candidates(n, seeds)
+
     def summary(self) -> RunSummary:
-        best, seed = self._state.incumbent(), self._state.fitness(self._seed_id)
+        best, fitness, confirmed = self._state.pick_fitness()
+        seed = self._state.seed_fitness(confirmed)
         return RunSummary(
             genomes=len(self._store),
             evaluations=len(self._archive),
             children=self._state.children,
             generation=self._state.children // self.config.population_size,
             by_status=dict(sorted(self._by_status.items())),
-            best_id=best.id if best else None,
-            best_val_bpb=best.fitness.mean if best else None,
-            best_evaluations=best.fitness.count if best else 0,
+            best_id=best,
+            best_val_bpb=fitness.mean if best else None,
+            best_evaluations=fitness.count if best else 0,
+            best_confirmed=confirmed,
             seed_id=self._seed_id,
             seed_val_bpb=seed.mean if seed.count else None,
             sigma=self.noise_sigma(),
@@ -271,14 +278,15 @@ class Population:
         if finished:
             self._evaluated.add(gid)
         self._llm_micro_usd += round(row["llm_cost_usd"] * 1e6)  # integer sum: exact after resume
-        self._state.apply(gid, ok_value(row), row["source_chars"], row["kind"] == "child" and finished)
+        counted, confirm = row["kind"] == "child" and finished, row["kind"] == "confirm"
+        self._state.apply(gid, ok_value(row), row["source_chars"], counted, row["seed"], confirm)
 
     def _check_writable(self) -> None:
         if self._lock is None:
             raise RunDirError(f"run directory {str(self.run_dir)!r} was opened read-only")
 
     def _update_best_ref(self) -> None:
-        best = self._state.best
+        best = self._state.pick()
         if best is not None and best != self._best_ref and self._lock is not None:
             try:
                 self._store.set_best(best)

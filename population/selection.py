@@ -10,6 +10,7 @@ only when it beats the trusted best by `margin * sigma`, or when enough repeat e
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,20 @@ def tournament(ranked: Sequence[Candidate], k: int, n: int, rng: random.Random) 
     if not ranked:
         return []
     return [ranked[min(rng.randrange(len(ranked)) for _ in range(k))] for _ in range(n)]
+
+
+def pool_tournament_size(pool: int, minimum: int, share: float) -> int:
+    """Contestants per pick over a pool of `pool`: `share` of it, at least `minimum` (the pressure grows
+    with the pool, so its best wins about 1 - exp(-share) of the picks whatever the pool's size)."""
+    return max(minimum, math.ceil(share * pool))
+
+
+def power_rank(ranked: Sequence[Candidate], power: float, n: int, rng: random.Random) -> list[Candidate]:
+    """`n` picks, rank r (1 = best) with probability proportional to r ** -power."""
+    if not ranked:
+        return []
+    weights = [(r + 1) ** -power for r in range(len(ranked))]
+    return rng.choices(list(ranked), weights=weights, k=n)
 
 
 def select_survivors(

@@ -27,6 +27,10 @@ class Standings:
         self._ss = 0.0  # sum over genomes of squared deviations from their own mean
         self._dof = 0
 
+    @property
+    def root(self) -> str:
+        return self._root
+
     def __contains__(self, genome_id: str) -> bool:
         return genome_id in self._values
 

@@ -6,11 +6,13 @@ messages made here, as the Proposer would hand them over.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import deque
 
 import pytest
 
+from evolve.confirm import CONFIRM_SEEDS
 from evolve.policy import MAX_PROPOSAL_FAILURES, Limits, Policy, RunAborted
 from evolve.proposals import Child, Failure
 from evolve.strategies import make_strategy
@@ -22,13 +24,21 @@ WHEN = dict(started="2025-01-01T00:00:00+00:00", finished="2025-01-01T00:05:00+0
 CONFIG = PopulationConfig(population_size=4, tournament_size=2, elitism=1, confirm_repeats=3)
 
 
-def ok(val_bpb: float) -> RunResult:
-    return RunResult("ok", val_bpb=val_bpb, peak_memory_mb=1000.0)
+def ok(val_bpb: float, seed: int = 0) -> RunResult:
+    return RunResult("ok", val_bpb=val_bpb, peak_memory_mb=1000.0, seed=seed)
 
 
 @pytest.fixture
 def pop(tmp_path, seed_source):
     with Population.open(tmp_path / "run", seed_source, CONFIG) as population:
+        yield population
+
+
+@pytest.fixture
+def paired(tmp_path, seed_source):
+    """Children compared on training seed 0 only: no repeats, the best is the leader by that score."""
+    config = dataclasses.replace(CONFIG, paired=True)
+    with Population.open(tmp_path / "paired", seed_source, config) as population:
         yield population
 
 
@@ -52,6 +62,7 @@ def propose(pop, policy: Policy, i: int) -> Child:
 def finish(pop, policy: Policy, slot: int, result: RunResult, now: float) -> bool:
     """What the driver does with a finished evaluation: release, record, account."""
     task = policy.release(slot, now)
+    result = dataclasses.replace(result, seed=task.seed)  # the trainer reports the seed it trained at
     pop.record(task.genome_id, result, kind=task.kind, generation=policy.generation(), **WHEN)
     return policy.recorded(task, result)
 
@@ -81,9 +92,9 @@ def test_a_task_whose_worker_died_is_requeued_first_then_recorded_as_a_crash_aft
 
 
 def test_repeats_never_exceed_their_share_of_children_started(pop):
-    policy = make_policy(pop, slots=1, target=40, repeat_share=0.5)
+    policy = make_policy(pop, slots=1, target=40, repeat_share=0.5, confirm_top=0)
     pop.record(pop.seed().id, ok(3.0), kind="noise", generation=0, **WHEN)
-    pop.record(pop.seed().id, ok(3.002), kind="noise", generation=0, **WHEN)
+    pop.record(pop.seed().id, ok(3.002, seed=1), kind="noise", generation=0, **WHEN)
     for i in range(12):
         propose(pop, policy, i)
         ((slot, task),) = policy.dispatch(now=float(i))
@@ -275,3 +286,64 @@ def test_a_pruned_child_counts_as_done_scores_nothing_and_frees_its_slot(pop):
     assert policy.children_done == 1 and policy.idle == deque([slot])
     assert task.genome_id not in policy.curves  # a cut-off curve is never a parent's yardstick
     assert policy.strategy.lines[0].incumbent == pop.seed().id
+
+
+def test_paired_scores_are_seed_zero_evaluations_with_no_repeats_mid_run_and_the_leader_is_the_best(paired):
+    pop, policy = paired, make_policy(paired, slots=1, target=12, confirm_top=0)
+    pop.record(pop.seed().id, ok(3.0), kind="noise", generation=0, **WHEN)
+    pop.record(pop.seed().id, ok(3.002, seed=1), kind="noise", generation=0, **WHEN)
+    assert pop.fitness(pop.seed().id).mean == 3.0 and pop.noise_sigma() == pytest.approx(0.0014, abs=1e-4)
+    for i in range(6):
+        child = propose(pop, policy, i)
+        ((slot, _),) = policy.dispatch(now=float(i))
+        finish(pop, policy, slot, ok(2.999 - i / 1e4), now=i + 0.5)  # inside the noise band
+    assert policy.dispatched["repeat"] == 0 and pop.best().id == child.genome_id
+
+
+def run_children(pop, policy: Policy, scores: list[float]) -> list[Child]:
+    """Children one at a time on one slot, each scoring the next of `scores` at seed 0."""
+    children = []
+    for i, score in enumerate(scores):
+        children.append(propose(pop, policy, i))
+        ((slot, _),) = policy.dispatch(now=float(i))
+        finish(pop, policy, slot, ok(score), now=i + 1.0)
+    return children
+
+
+def test_the_top_by_search_score_and_the_seed_are_confirmed_at_fresh_seeds_and_the_confirmed_best_is_handed_over(
+    paired,
+):
+    pop = paired
+    policy = make_policy(pop, slots=1, target=90, confirm_top=2)  # 3 genomes x 3 seeds: 81 children left
+    pop.record(pop.seed().id, ok(3.0), kind="noise", generation=0, **WHEN)
+    assert policy.child_target() == 81
+    children = run_children(pop, policy, [2.9 - i / 10000 for i in range(81)])
+    lucky, runner_up = children[-1].genome_id, children[-2].genome_id
+    assert pop.best().id == lucky and not pop.summary().best_confirmed
+    confirmed = set()
+    for _ in range(9):
+        ((slot, task),) = policy.dispatch(now=30.0)
+        confirmed.add((task.genome_id, task.seed))
+        finish(pop, policy, slot, ok({lucky: 2.95, runner_up: 2.9}.get(task.genome_id, 3.0)), now=31.0)
+    assert confirmed == {(g, s) for g in (lucky, runner_up, pop.seed().id) for s in CONFIRM_SEEDS}
+    assert policy.finished() and policy.children_done == 81
+    summary = pop.summary()
+    assert pop.best().id == runner_up and summary.best_confirmed and summary.best_evaluations == 3
+    assert summary.best_val_bpb == pytest.approx(2.9) and summary.seed_val_bpb == pytest.approx(3.0)
+
+
+def test_with_a_wall_clock_limit_confirmation_starts_early_enough_to_finish_in_time(paired):
+    pop = paired
+    policy = make_policy(pop, slots=1, target=400, confirm_top=1, max_seconds=100.0)  # 6 confirmations
+    pop.record(pop.seed().id, ok(3.0), kind="noise", generation=0, **WHEN)
+    run_children(pop, policy, [2.9] * 3)  # one second each: a reserve of (6 + 1) x 1 s
+    assert policy.check_limits(92.0, llm_cost=0.0) is None and policy.confirmation.state == "waiting"
+    assert policy.check_limits(93.0, llm_cost=0.0) is None and policy.confirmation.state == "due"
+    started = policy.dispatch(now=93.0)
+    assert [t.kind for _, t in started] == ["confirm"] and policy.proposals_wanted(0) == 0
+
+
+def test_a_run_too_small_to_afford_confirmation_has_none_and_baselines_never_confirm(pop):
+    assert make_policy(pop, target=8).confirmation.state == "off"
+    assert make_policy(pop, target=800).confirmation.top == 4
+    assert make_policy(pop, strategy="parallel-greedy", target=800).confirmation.state == "off"

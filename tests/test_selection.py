@@ -7,8 +7,18 @@ import random
 
 import pytest
 
-from population.messages import Fitness
-from population.selection import Candidate, incumbent, rank, repeat_candidates, select_survivors, tournament
+from population.messages import Fitness, PopulationConfig
+from population.selection import (
+    Candidate,
+    incumbent,
+    pool_tournament_size,
+    power_rank,
+    rank,
+    repeat_candidates,
+    select_survivors,
+    tournament,
+)
+from population.survivors import Survivors
 
 
 def cand(gid: str, *values: float, size: int = 100) -> Candidate:
@@ -99,3 +109,33 @@ def test_a_clear_winner_gets_no_repeats_a_contested_best_does():
     assert repeat_candidates(ranked, clear, 3, SIGMA, 2.0, 3) == ["clear"]
     clear_confirmed = cand("clear", 0.95, 0.95, 0.95)
     assert repeat_candidates(rank([SEED, clear_confirmed, close]), clear_confirmed, 3, SIGMA, 2.0, 3) == []
+
+
+def test_the_tournament_grows_with_the_pool_so_the_best_wins_a_steady_share_of_picks():
+    assert [pool_tournament_size(m, 3, 1.0) for m in (2, 4, 16, 32)] == [3, 4, 16, 32]
+    for m in (8, 32):
+        ranked = rank(cand(f"g{r:02d}", 1.0 + r / 100) for r in range(m))
+        k = pool_tournament_size(m, 3, 1.0)
+        picks = collections.Counter(c.id for c in tournament(ranked, k, 20_000, random.Random(5)))
+        assert picks["g00"] / 20_000 == pytest.approx(1 - (1 - 1 / m) ** m, abs=0.015)  # about 63%, whatever m
+
+
+def test_power_law_picks_rank_r_in_proportion_to_r_to_the_minus_power():
+    ranked = rank(cand(f"g{r}", 1.0 + r / 100) for r in range(4))
+    picks = collections.Counter(c.id for c in power_rank(ranked, 2.0, 40_000, random.Random(3)))
+    total = sum((r + 1) ** -2.0 for r in range(4))
+    for r in range(4):
+        assert picks[f"g{r}"] / 40_000 == pytest.approx((r + 1) ** -2.0 / total, abs=0.01)
+
+
+@pytest.mark.parametrize("pool", ["front", "survivors"])
+def test_a_genome_evaluated_since_the_last_survivor_selection_is_a_parent_at_once_only_from_the_front(pool):
+    state = Survivors("seed", PopulationConfig(population_size=4, parent_pool=pool))
+    state.apply("seed", 1.0, 10, counted=False)  # the first survivor selection: the seed alone
+    for i, val_bpb in enumerate([0.99, 0.98, 0.90]):  # children of generation 1, still pending
+        state.apply(f"c{i}", val_bpb, 10, counted=True)
+    picks = collections.Counter(state.select_parents(1, random.Random(i))[0] for i in range(400))
+    if pool == "survivors":
+        assert picks == {"seed": 400}
+    else:
+        assert picks.most_common(1)[0][0] == "c2" and picks["c2"] > 200

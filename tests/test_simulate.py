@@ -9,11 +9,13 @@ import random
 import numpy as np
 import pytest
 
-from benchmarks import landscape_data, landscape_fit, simulate, transplant_ablation
+from benchmarks import landscape_data, landscape_fit, select_ablation, simulate, transplant_ablation
 from benchmarks.landscape import CURVE_POINTS, SurrogateLandscape
 from benchmarks.simrun import SimConfig, _evaluate, run_strategy
+from evolve.confirm import DEFAULT_TOP
 from evolve.policy import Task
 from fitness.curves import PruneRule, mean_loss
+from population.messages import PopulationConfig
 
 KNOB = "MATRIX_LR"
 
@@ -187,3 +189,14 @@ def test_transplant_ablation_writes_its_table(tmp_path):
     rows = json.loads(out.read_text())["table"]
     assert [(r["slots"], r["transplant_rate"]) for r in rows] == [(4, 0.0), (4, 0.5)]
     assert rows[0]["win_rate_vs_rate_0"] == 0.5 and rows[0]["mean_true_gain_minus_rate_0"] == 0.0
+
+
+def test_the_selection_ablation_runs_every_variant_against_parallel_greedy(tmp_path):
+    out = tmp_path / "ablation.json"
+    assert select_ablation.main(["--quick", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [r["variant"] for r in report["table"]] == list(select_ablation.VARIANTS)
+    assert all(0 <= r["win_rate_vs_parallel_greedy"] <= 1 and r["landscapes"] == 2 for r in report["table"])
+    defaults = report["variants"]["defaults (share 1.0, front, unpaired, confirmation)"]  # the product's defaults
+    assert all(getattr(PopulationConfig(), k) == v for k, v in defaults["population"].items())
+    assert defaults["confirm_top"] == DEFAULT_TOP
