@@ -24,8 +24,10 @@ def ray_session():
     """A local Ray with 4 fake GPUs, started once for the whole session (~3 s, ~1 GB)."""
     import ray
 
+    from evolve.session import init_ray  # started again if its node misses Ray's start-up window under load
+
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, num_gpus=4, include_dashboard=False, log_to_driver=False)
+        init_ray(address="local", num_cpus=2, num_gpus=4, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
