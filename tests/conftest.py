@@ -1,4 +1,5 @@
-"""Shared fixtures: one local Ray per test session, a private cache directory, the seed genome."""
+"""Shared fixtures: one local Ray per test session, a private cache directory, the seed genome, a warm scorer
+process per module, a finished smoke run per session."""
 
 from __future__ import annotations
 
@@ -38,6 +39,16 @@ def private_cache(tmp_path_factory):
     path = os.environ.get("EVOLVE_TEST_CACHE") or str(tmp_path_factory.mktemp("evolve-cache"))
     os.environ["EVOLVE_CACHE"] = path
     yield Path(path)
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    """A warm scorer process (trainer.ScorerProcess) shared by a module's trainings, as a trainer worker's is."""
+    from trainer import ScorerProcess
+
+    process = ScorerProcess()
+    yield process
+    process.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""Running `python -m evolve` in tests as a user runs it: a subprocess with a private Ray's settings, the
-archive as a reader sees it, waiting on a run, and cleaning up what a killed run leaves."""
+"""Running `python -m evolve` in tests as a user runs it: the one subprocess helper (with a private Ray's
+settings), a run in the background, the archive as a reader sees it, waiting on a run, cleaning up what a
+killed run leaves, and bad input checked in-process (the same code path as the command, without start-up)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,17 @@ TIMEOUT = 900  # generous: a busy machine slows every child; a quiet 2-core one 
 TROUBLE = ["crash", "invalid", "timeout", "interrupted"]
 
 
-def run_env() -> dict:
-    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
+def run_env(**extra: str) -> dict:
+    """The caller's environment with a private Ray's settings, this checkout importable, and a wide terminal
+    (tables are not cut); `extra` adds to it."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "COLUMNS": "160"}
+    return {**env, "PYTHONPATH": str(REPO), **extra}
 
 
-def evolve_run(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+def evolve(*args: str, timeout: float = TIMEOUT, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m evolve ARGS` in a subprocess, as a user runs it (`env`: run_env() unless given)."""
     command = [sys.executable, "-m", "evolve", *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=run_env(), timeout=timeout)
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env or run_env(), timeout=timeout)
 
 
 def start_run(*args: str, log: Path) -> subprocess.Popen:
@@ -38,6 +43,17 @@ def start_run(*args: str, log: Path) -> subprocess.Popen:
         env=run_env(),
         start_new_session=True,
     )
+
+
+def refused(args: list[str], message: str, capsys) -> str:
+    """`python -m evolve ARGS` in-process: exit 2 and one line on stderr holding `message`; that line."""
+    from evolve.cli import main
+
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and len(captured.err.strip().splitlines()) == 1, captured.err
+    assert "Traceback" not in captured.out + captured.err
+    return captured.err
 
 
 def archive(run_dir: Path):

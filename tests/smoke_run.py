@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,14 +42,6 @@ class SmokeRun:
         """A private copy of the run directory, for tests that write into it."""
         shutil.copytree(self.run_dir, dest)
         return dest
-
-
-def evolve(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`python -m evolve ARGS` in a subprocess, as a user runs it."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "160"}
-    return subprocess.run(
-        [sys.executable, "-m", "evolve", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout
-    )
 
 
 def now() -> str:

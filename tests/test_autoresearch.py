@@ -14,7 +14,7 @@ import torch
 
 from fitness import kernels_fallback, safeload
 from fitness.interface import check_genome
-from trainer import ScorerProcess, TrainerConfig, run
+from trainer import TrainerConfig, run
 
 GENOME = Path(__file__).parent / "genomes" / "autoresearch_cpu.py"
 STOP_RULE = "    if step > 10 and total_training_time >= TIME_BUDGET:\n        break\n"
@@ -114,13 +114,6 @@ def test_contract_accepts_an_autoresearch_script_and_names_what_it_misses():
 def steady(tiny_profile):
     """40 batches of 8 rows (a token budget; time only caps it), so a busy machine trains as long as an idle one."""
     return dataclasses.replace(tiny_profile, budget_tokens=40 * 8 * tiny_profile.seq_len, budget_seconds=60.0)
-
-
-@pytest.fixture(scope="module")
-def scorer():
-    process = ScorerProcess()
-    yield process
-    process.close()
 
 
 @pytest.mark.slow

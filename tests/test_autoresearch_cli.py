@@ -1,34 +1,20 @@
-"""autoresearch on the command line: a seeded run, importing an autoresearch checkout, exporting back."""
+"""autoresearch on the command line: importing an autoresearch checkout, evolving it with the offline
+operators (in a run of the random strategy, whose tests read the same run), exporting back."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from genomes import bigram
-from run_helpers import FAST, TROUBLE, archive, assert_clean, evolve_run
+from run_helpers import FAST, TROUBLE, archive, assert_clean, evolve, finished_children, refused
 
 from population import Population
 
 GENOME = Path(__file__).parent / "genomes" / "autoresearch_cpu.py"
-
-
-@pytest.mark.slow
-def test_autoresearch_script_seeds_a_run_mutated_by_offline_operators(tmp_path):
-    run_dir = tmp_path / "run"
-    result = evolve_run(
-        "--seed-genome", str(GENOME), "--population", "2", "--generations", "1", "--mutators", "offline",
-        "--run-dir", str(run_dir), "--repeat-share", "0", *FAST,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert_clean(result)
-    frame = archive(run_dir)
-    children = frame[frame.kind == "child"]
-    assert len(children) == 2 and not frame.status.isin(TROUBLE).any(), frame[["status", "reason"]]
-    assert (frame.status == "ok").any()
-    assert set(children.operator) == {"hyperparam"}
 
 
 # --- import-autoresearch -------------------------------------------------------------------------------
@@ -69,7 +55,7 @@ def autoresearch_checkout(path: Path) -> tuple[Path, dict[str, str]]:
 def test_import_brings_kept_commits_in_as_imported_ancestors_of_the_seed(tmp_path):
     checkout, sources = autoresearch_checkout(tmp_path / "autoresearch")
     run_dir = tmp_path / "run"
-    result = evolve_run("import-autoresearch", str(checkout), "--run-dir", str(run_dir), timeout=120)
+    result = evolve("import-autoresearch", str(checkout), "--run-dir", str(run_dir), timeout=120)
     assert result.returncode == 0, result.stderr
     assert "imported 2 kept commit(s) as ancestors of the seed" in result.stdout
     with Population.read(run_dir) as pop:
@@ -85,32 +71,49 @@ def test_import_brings_kept_commits_in_as_imported_ancestors_of_the_seed(tmp_pat
         assert pop.unevaluated() == [] and len(pop.archive()) == 0  # nothing imported is trained or scored
 
 
-@pytest.mark.slow
-def test_imported_run_evolves_from_the_last_kept_commit_without_training_its_ancestors(tmp_path):
-    checkout, _ = autoresearch_checkout(tmp_path / "autoresearch")
-    run_dir = tmp_path / "run"
-    assert evolve_run("import-autoresearch", str(checkout), "--run-dir", str(run_dir), timeout=120).returncode == 0
-    result = evolve_run(
-        "--population", "2", "--generations", "1", "--mutators", "offline", "--run-dir", str(run_dir),
-        "--repeat-share", "0", *FAST,
+@pytest.fixture(scope="module")
+def imported_run(tmp_path_factory) -> Path:
+    """An imported autoresearch checkout evolved by the offline operators under the random strategy for two
+    generations of two: one finished run, read by the tests below."""
+    checkout, _ = autoresearch_checkout(tmp_path_factory.mktemp("autoresearch") / "checkout")
+    run_dir = checkout.parent / "run"
+    assert evolve("import-autoresearch", str(checkout), "--run-dir", str(run_dir), timeout=120).returncode == 0
+    result = evolve(
+        "--population", "2", "--generations", "2", "--mutators", "offline", "--strategy", "random",
+        "--run-dir", str(run_dir), *FAST,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert_clean(result)
-    frame = archive(run_dir)
-    with Population.read(run_dir) as pop:
+    assert "random's pick (its best at training seed 0)" in result.stdout  # the summary names the strategy's pick
+    return run_dir
+
+
+@pytest.mark.slow
+def test_imported_run_evolves_from_the_last_kept_commit_without_training_its_ancestors(imported_run):
+    frame = archive(imported_run)
+    with Population.read(imported_run) as pop:
         seed = pop.seed().id
         imported = {pop.seed().parents[0], pop.genome(pop.seed().parents[0]).parents[0]}
     assert set(frame.genome_id[frame.kind == "noise"]) == {seed}
     assert not imported & set(frame.genome_id)  # ancestors keep autoresearch's figures, never ours
     children = frame[frame.kind == "child"]
-    assert len(children) == 2 and not frame.status.isin(TROUBLE).any(), frame[["status", "reason"]]
+    assert len(children) == 4 and not frame.status.isin(TROUBLE).any(), frame[["status", "reason"]]
+    assert (frame.status == "ok").any() and set(children.operator) == {"hyperparam"}  # offline, on its knobs
 
 
-def test_import_refuses_a_directory_without_an_autoresearch_log(tmp_path):
+@pytest.mark.slow
+def test_a_random_strategy_run_mutates_only_the_seed_and_takes_no_repeats(imported_run):
+    assert json.loads((imported_run / "run.json").read_text())["strategy"] == "random"
+    with Population.read(imported_run) as pop:
+        frame, seed = pop.archive(), pop.seed().id
+        parents = {pop.genome(g).parents for g in frame[frame.kind == "child"].genome_id}
+    assert parents == {(seed,)} and finished_children(frame) == 4 and not (frame.kind == "repeat").any()
+
+
+def test_import_refuses_a_directory_without_an_autoresearch_log(tmp_path, capsys):
     (tmp_path / "results.tsv").write_text("a\tb\n1\t2\n")
-    result = evolve_run("import-autoresearch", str(tmp_path), "--run-dir", str(tmp_path / "run"), timeout=120)
-    assert result.returncode == 2
-    assert "is not an autoresearch log (expected columns commit, val_bpb" in result.stderr
+    args = ["import-autoresearch", str(tmp_path), "--run-dir", str(tmp_path / "run")]
+    refused(args, "is not an autoresearch log (expected columns commit, val_bpb", capsys)
     assert not (tmp_path / "run").exists()
 
 
@@ -155,7 +158,7 @@ def test_exported_harness_genome_runs_under_an_autoresearch_prepare(tmp_path):
     out = tmp_path / "autoresearch" / "train.py"
     out.parent.mkdir()
     (out.parent / "prepare.py").write_text(FAKE_PREPARE)
-    result = evolve_run("export-autoresearch", "seed", "--run-dir", str(run_dir), "--out", str(out), timeout=120)
+    result = evolve("export-autoresearch", "seed", "--run-dir", str(run_dir), "--out", str(out), timeout=120)
     assert result.returncode == 0, result.stderr
     ran = subprocess.run([sys.executable, "train.py"], cwd=out.parent, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr[-2000:]
@@ -168,6 +171,6 @@ def test_exporting_an_autoresearch_genome_writes_it_unchanged(tmp_path):
     run_dir = tmp_path / "run"
     with Population(run_dir, GENOME.read_text()):
         pass
-    result = evolve_run("export-autoresearch", "seed", "--run-dir", str(run_dir), timeout=120)
+    result = evolve("export-autoresearch", "seed", "--run-dir", str(run_dir), timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout == GENOME.read_text()

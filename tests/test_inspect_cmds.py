@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from smoke_run import evolve
+from run_helpers import evolve
 
 from fitness.result import RunResult
 from population import Population, PopulationConfig

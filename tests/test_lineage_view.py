@@ -6,7 +6,7 @@ import re
 
 import pytest
 from PIL import Image
-from smoke_run import evolve
+from run_helpers import evolve
 
 from evolve import figures
 from evolve.lineage import lineage_view

@@ -37,13 +37,6 @@ def profile(tiny_profile):
 
 
 @pytest.fixture(scope="module")
-def scorer():
-    process = ScorerProcess()
-    yield process
-    process.close()
-
-
-@pytest.fixture(scope="module")
 def honest(profile, scorer) -> RunResult:
     """The bigram, started from the uniform distribution so that even a second of training beats it."""
     line = "        self.table = torch.nn.Embedding(harness.vocab_size, harness.vocab_size)\n"

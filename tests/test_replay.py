@@ -19,7 +19,8 @@ import re
 
 import pandas as pd
 import pytest
-from smoke_run import TIMING_TRIES, evolve
+from run_helpers import evolve
+from smoke_run import TIMING_TRIES
 
 from evolve import provenance
 from evolve.replay import environment_notes, replay_profile

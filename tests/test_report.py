@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from chromium import Browser
 from PIL import Image
-from smoke_run import evolve
+from run_helpers import evolve
 
 from evolve import figures
 from evolve.lineage import lineage_view

@@ -1,9 +1,10 @@
 """`python -m evolve --population N --generations G` as a user runs it: real processes, a real local Ray
 (and a real two-node Ray cluster on loopback), real children on the smoke profile with a 1 s budget.
 
-Faults: a trainer worker SIGKILLed mid-child (the child is re-queued and the run completes); the
-orchestrator SIGKILLed mid-run (the resumed run keeps every finished child and trains none twice);
-Ctrl-C (in-flight evaluations are recorded as interrupted, exit 130).
+Faults: a trainer worker SIGKILLed mid-child (the child is re-queued and trained again); the orchestrator
+SIGKILLed mid-run (the resumed run keeps every finished child and trains none twice); Ctrl-C (in-flight
+evaluations are recorded as interrupted, exit 130). Each fault test starts one run; the random strategy's
+run: tests/test_autoresearch_cli.py.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ import time
 import pytest
 from run_helpers import (
     FAST,
-    TIMEOUT,
     TROUBLE,
     archive,
     assert_clean,
-    evolve_run,
+    evolve,
     finished_children,
     reap,
     run_env,
@@ -38,41 +38,46 @@ from population.rundir import MARKER  # written last when a run is created: a re
 pytestmark = [pytest.mark.timeout(1500), pytest.mark.slow]  # subprocess runs; the policy: tests/test_policy.py
 
 
-# --- the run and its resume ------------------------------------------------------------------------
-def test_run_completes_and_resume_adds_exactly_one_generation(tmp_path):
-    run_dir = tmp_path / "run"
-    first = evolve_run(
-        "--population", "2", "--generations", "2", "--mutators", "offline", "--run-dir", str(run_dir),
-        "--repeat-share", "0", *FAST,
-    )  # fmt: skip
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert_clean(first)
-    assert (run_dir / ".git").is_dir() and (run_dir / "archive").is_dir() and (run_dir / "results.tsv").is_file()
+# --- the run, killed, and its resume ---------------------------------------------------------------
+def test_a_sigkilled_run_resumes_keeping_every_finished_child_and_adds_exactly_the_generations_asked(tmp_path):
+    """The orchestrator SIGKILLed mid-run (as a crash would), then the same command with one more generation:
+    nothing recorded is lost, no finished child is trained twice, the noise is measured once per run, and the
+    resumed run ends with exactly the children of three generations of two."""
+    run_dir, log = tmp_path / "run", tmp_path / "run.log"
+    args = ["--population", "2", "--mutators", "offline", "--run-dir", str(run_dir), "--repeat-share", "0"]
+    proc = start_run(*args, "--generations", "2", *FAST, log=log)
+    try:
+        wait_for(
+            lambda: (run_dir / MARKER).is_file() and finished_children(archive(run_dir)) >= 1, 600,
+            "a finished child", proc, log,
+        )  # fmt: skip
+        os.kill(proc.pid, signal.SIGKILL)  # the orchestrator alone, as a crash would
+        proc.wait()
+        time.sleep(3)  # its Ray (trainers included) goes down with it
+    finally:
+        reap(proc)
     before = archive(run_dir)
-    assert finished_children(before) == 4
-    assert (before.kind == "noise").sum() == 2 and (before[before.kind == "noise"].status == "ok").any()
-    assert "best genome:" in first.stdout and "python -m evolve replay" in first.stdout
+    assert finished_children(before) < 4  # killed mid-run
+    # the profile and its settings come from run.json: only what a user changes is given again
+    resumed = evolve(*args, "--generations", "3", "--cpus-per-child", "1")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert_clean(resumed)
+    assert "resuming run" in resumed.stdout
+    assert "best genome:" in resumed.stdout and "python -m evolve replay" in resumed.stdout
+    assert (run_dir / ".git").is_dir() and (run_dir / "archive").is_dir() and (run_dir / "results.tsv").is_file()
+    after = archive(run_dir)
+    columns = ["eval_id", "genome_id", "kind", "status", "val_bpb"]
+    assert after.iloc[: len(before)][columns].equals(before[columns])  # nothing recorded was lost
+    assert finished_children(after) == 6  # three generations of 2, no more
+    done = after[(after.kind == "child") & (after.status != "interrupted")]
+    assert not done.genome_id.duplicated().any()  # no finished child trained twice
+    assert set(done.generation) == {1, 2, 3}
+    assert (after.kind == "noise").sum() == 2 and (after[after.kind == "noise"].status == "ok").any()
     recorded = json.loads((run_dir / "run.json").read_text())
     assert recorded["profile"]["name"] == "smoke" and recorded["profile"]["budget_seconds"] == 1.0
     assert "environment" in recorded and recorded["population"]["population_size"] == 2
-    commits = subprocess.run(["git", "rev-list", "--all", "--count"], cwd=run_dir, capture_output=True, text=True)
-    assert int(commits.stdout) == before.genome_id.nunique()  # every evaluated genome is a commit
-
-    second = evolve_run(
-        "--generations", "3", "--mutators", "offline", "--run-dir", str(run_dir), "--cpus-per-child", "1",
-        "--repeat-share", "0",
-    )  # fmt: skip
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "resuming run" in second.stdout
-    after = archive(run_dir)
-    assert finished_children(after) == 6  # exactly one more generation of 2
-    assert after.iloc[: len(before)][["eval_id", "genome_id", "status"]].equals(
-        before[["eval_id", "genome_id", "status"]]
-    )
-    children = after[after.kind == "child"]
-    assert not children.genome_id.duplicated().any()  # nothing finished was trained again
-    assert (after.kind == "noise").sum() == 2  # the noise level is measured once per run
-    assert set(after.generation[after.kind == "child"].iloc[4:]) == {3}
+    commits = subprocess.run(["git", "rev-list", "--all"], cwd=run_dir, capture_output=True, text=True)
+    assert set(after.genome_id) <= set(commits.stdout.split())  # every evaluated genome is a commit
 
 
 # --- a real two-node cluster ----------------------------------------------------------------------
@@ -86,24 +91,6 @@ def _node_ports() -> list[str]:
     """Ports that default to fixed numbers: two nodes on one host need their own."""
     names = ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port")
     return [f"--{name}={_free_port()}" for name in (*names, "runtime-env-agent-port", "node-manager-port")]
-
-
-def test_a_random_strategy_run_mutates_only_the_seed_and_takes_no_repeats(tmp_path):
-    run_dir = tmp_path / "run"
-    result = evolve_run(
-        "--population", "2", "--generations", "2", "--mutators", "offline", "--strategy", "random",
-        "--run-dir", str(run_dir), *FAST,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert_clean(result)
-    assert "random's pick (its best at training seed 0)" in result.stdout
-    assert json.loads((run_dir / "run.json").read_text())["strategy"] == "random"
-    from population import Population
-
-    with Population.read(run_dir) as pop:
-        frame, seed = pop.archive(), pop.seed().id
-        parents = {pop.genome(g).parents for g in frame[frame.kind == "child"].genome_id}
-    assert parents == {(seed,)} and finished_children(frame) == 4 and not (frame.kind == "repeat").any()
 
 
 @pytest.fixture
@@ -161,7 +148,7 @@ def _join_worker(address: str, common: list[str], env: dict, tmp_path, up) -> su
 
 def test_run_on_a_two_node_cluster(tmp_path, two_node_cluster):
     run_dir = tmp_path / "run"
-    result = evolve_run(
+    result = evolve(
         "--address", two_node_cluster, "--population", "2", "--generations", "1", "--mutators", "offline",
         "--run-dir", str(run_dir), "--repeat-share", "0", *FAST,
     )  # fmt: skip
@@ -185,80 +172,54 @@ def _processes() -> list[tuple[int, int, str]]:
     return rows
 
 
-def test_a_killed_trainer_worker_has_its_child_retried(tmp_path):
-    run_dir, log = tmp_path / "run", tmp_path / "run.log"
-    proc = start_run(
-        "--population", "2", "--generations", "1", "--mutators", "offline", "--run-dir", str(run_dir),
-        "--repeat-share", "0", *FAST[:-2], "--cpus-per-child", "1", "--budget", "3",
-        log=log,
-    )  # fmt: skip
-    try:
-
-        def busy_worker() -> int | None:
-            """A worker of this run's raylet (a child of the run's process) that is training right now."""
-            processes = _processes()
-            raylets = {pid for pid, ppid, args in processes if ppid == proc.pid and "raylet" in args.split()[0]}
-            for pid, ppid, args in processes:
-                if ppid in raylets and args.startswith("ray::TrainerWorker.train"):
-                    return pid
-            return None
-
-        victim = wait_for(busy_worker, 600, "a trainer worker training a child", proc, log)
-        time.sleep(1.0)  # mid-child
-        os.kill(victim, signal.SIGKILL)
-        assert proc.wait(TIMEOUT) == 0, log.read_text()[-3000:]
-    finally:
-        reap(proc)
-    text = log.read_text()
-    assert "died" in text and "re-queued" in text, text[-3000:]
-    requeued = text.split("re-queued ")[1][:7]
-    frame = archive(run_dir)
-    assert not frame.status.isin(TROUBLE).any(), frame[["status", "reason"]]  # the death left no failure behind
-    assert finished_children(frame) == 2 and (frame.kind == "noise").sum() == 2
-    assert frame.genome_id.str.startswith(requeued).any()  # the re-queued evaluation was recorded
+def _busy_worker(proc: subprocess.Popen) -> int | None:
+    """A worker of this run's raylet (a child of the run's process) that is training right now."""
+    processes = _processes()
+    raylets = {pid for pid, ppid, args in processes if ppid == proc.pid and "raylet" in args.split()[0]}
+    for pid, ppid, args in processes:
+        if ppid in raylets and args.startswith("ray::TrainerWorker.train"):
+            return pid
+    return None
 
 
-def test_sigkilled_orchestrator_resumes_without_losing_a_finished_child(tmp_path):
-    run_dir, log = tmp_path / "run", tmp_path / "run.log"
-    args = ["--population", "2", "--generations", "2", "--mutators", "offline", "--run-dir", str(run_dir)]
-    proc = start_run(*args, "--repeat-share", "0", *FAST, log=log)
-    try:
-        wait_for(
-            lambda: (run_dir / MARKER).is_file() and finished_children(archive(run_dir)) >= 1, 600,
-            "a finished child", proc, log,
-        )  # fmt: skip
-        os.kill(proc.pid, signal.SIGKILL)  # the orchestrator alone, as a crash would
-        proc.wait()
-        time.sleep(3)  # its Ray (trainers included) goes down with it
-    finally:
-        reap(proc)
-    before = archive(run_dir)
-    assert finished_children(before) < 4  # killed mid-run
-    resumed = evolve_run(*args, "--repeat-share", "0", *FAST)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    after = archive(run_dir)
-    columns = ["eval_id", "genome_id", "kind", "status", "val_bpb"]
-    assert after.iloc[: len(before)][columns].equals(before[columns])  # nothing recorded was lost
-    assert finished_children(after) == 4
-    done = after[(after.kind == "child") & (after.status != "interrupted")]
-    assert not done.genome_id.duplicated().any()  # and no finished child trained twice
-
-
-def test_ctrl_c_records_in_flight_evaluations_as_interrupted(tmp_path):
+def test_a_killed_trainer_worker_has_its_child_retried_and_ctrl_c_records_what_is_in_flight_as_interrupted(tmp_path):
+    """One run meets both: a trainer worker SIGKILLed mid-child (its child is re-queued, trained again and
+    recorded, and the death leaves no failure behind), then Ctrl-C while children train (exit 130, each
+    evaluation in flight recorded as interrupted)."""
     run_dir, log = tmp_path / "run", tmp_path / "run.log"
     proc = start_run("--population", "2", "--generations", "4", "--mutators", "offline", "--run-dir", str(run_dir),
-                     *FAST[:-2], "--budget", "3", "--cpus-per-child", "1", log=log)  # fmt: skip
+                     "--repeat-share", "0", *FAST[:-2], "--cpus-per-child", "1", "--budget", "3", log=log)  # fmt: skip
     try:
-        wait_for(lambda: (run_dir / "sessions.jsonl").exists(), 600, "a ready trainer worker", proc, log)
-        time.sleep(2)  # evaluations are under way
+
+        def training_a_child() -> int | None:  # once the noise is measured, a busy worker trains a child
+            noise_done = (run_dir / MARKER).is_file() and (archive(run_dir).kind == "noise").sum() == 2
+            return _busy_worker(proc) if noise_done else None
+
+        victim = wait_for(training_a_child, 600, "a trainer worker training a child", proc, log)
+        time.sleep(1.0)  # mid-child
+        os.kill(victim, signal.SIGKILL)
+        requeued = (
+            wait_for(lambda: "re-queued " in log.read_text(), 600, "the child re-queued", proc, log)
+            and (log.read_text().split("re-queued ")[1][:7])
+        )
+
+        def retried() -> bool:
+            frame = archive(run_dir)
+            return bool((frame.genome_id.str.startswith(requeued) & (frame.status != "interrupted")).any())
+
+        wait_for(retried, 600, "the re-queued child trained and recorded", proc, log)
+        time.sleep(2)  # the next evaluations are under way
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         code = proc.wait(300)
     finally:
         reap(proc)
     text = log.read_text()
     assert code == 130, text[-3000:]
-    assert "Traceback" not in text and "stopped: interrupted" in text
+    assert "died" in text and "Traceback" not in text and "stopped: interrupted" in text, text[-3000:]
     frame = archive(run_dir)
+    finished = frame[frame.status != "interrupted"]
+    assert not finished.status.isin(TROUBLE).any(), frame[["status", "reason"]]  # the death left no failure behind
+    assert (frame.kind == "noise").sum() == 2 and finished_children(frame) >= 1
     assert (frame.status == "interrupted").any()
     assert frame.reason[frame.status == "interrupted"].str.startswith("the run was stopped (Ctrl-C)").all()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from run_helpers import refused
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +38,15 @@ def smoke_run_dir(tmp_path_factory):
         (["--population", "two"], "invalid int value: 'two'"),
         (["--max-hours", "0"], "--max-hours must be positive, got 0.0"),
         (["--address", "auto", "--dashboard"], "--dashboard starts one with the local Ray"),
+        (["--price", "3"], "bad --price '3': expected IN/OUT"),
+        (["--llm-timeout", "soon"], "bad --llm-timeout 'soon'"),
+        (["--llm-concurrency", "0"], "bad --llm-concurrency 0: must be >= 1"),
+        (["--max-tokens", "0"], "bad --max-tokens 0: must be >= 1"),
+        (["--model", "claude-mythos-5-2", "--max-llm-cost", "5"], "no price known for model 'claude-mythos-5-2'"),
     ],
 )
 def test_bad_run_flags_are_one_line_and_exit_2(args, message, tmp_path, capsys):
-    _refused([*args, "--run-dir", str(tmp_path / "never")], message, capsys)
+    refused([*args, "--run-dir", str(tmp_path / "never")], message, capsys)
     assert not (tmp_path / "never").exists()
 
 
@@ -53,19 +59,8 @@ def test_bad_run_flags_are_one_line_and_exit_2(args, message, tmp_path, capsys):
     ],
 )
 def test_a_misspelt_run_option_is_named_not_taken_for_a_command(args, message, capsys):
-    err = _refused(args, message, capsys)
+    err = refused(args, message, capsys)
     assert "invalid choice" not in err
-
-
-def _refused(args: list[str], message: str, capsys) -> str:
-    """`python -m evolve ARGS` in-process: exit 2 and one line on stderr holding `message`; that line."""
-    from evolve.cli import main
-
-    assert main(args) == 2
-    captured = capsys.readouterr()
-    assert message in captured.err and len(captured.err.strip().splitlines()) == 1, captured.err
-    assert "Traceback" not in captured.out + captured.err
-    return captured.err
 
 
 def test_bad_seed_genomes_are_one_line_and_exit_2(tmp_path, capsys):
@@ -78,7 +73,7 @@ def test_bad_seed_genomes_are_one_line_and_exit_2(tmp_path, capsys):
         (broken, "is not valid Python: syntax error at line 2"),
         (foreign, "is not a valid genome: does not `import harness`"),
     ):
-        _refused(["--seed-genome", str(path), "--run-dir", str(tmp_path / "never")], message, capsys)
+        refused(["--seed-genome", str(path), "--run-dir", str(tmp_path / "never")], message, capsys)
     assert not (tmp_path / "never").exists()
 
 
@@ -89,14 +84,14 @@ def test_a_run_directory_of_another_profile_or_population_is_refused(smoke_run_d
         (["--budget", "9"], "would make its scores incomparable"),
         (["--strategy", "greedy"], "runs --strategy evolve; resume it with the same value"),
     ):
-        _refused([*args, "--run-dir", str(smoke_run_dir)], message, capsys)
+        refused([*args, "--run-dir", str(smoke_run_dir)], message, capsys)
 
 
 def test_a_damaged_run_json_is_one_line(tmp_path, capsys):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "run.json").write_text("{not json")
-    assert "cannot be resumed" in _refused(["--run-dir", str(run_dir)], "is damaged", capsys)
+    assert "cannot be resumed" in refused(["--run-dir", str(run_dir)], "is damaged", capsys)
     assert (run_dir / "run.json").read_text() == "{not json"  # nothing recorded is touched
 
 
@@ -108,6 +103,20 @@ def test_the_strategy_is_recorded_in_run_json(tmp_path):
     args = ["--population", "2", "--profile", "smoke", "--strategy", "parallel-greedy", "--run-dir", str(run_dir)]
     open_run_dir(settings_from_args(build_parser().parse_args(args)))
     assert json.loads((run_dir / "run.json").read_text())["strategy"] == "parallel-greedy"
+
+
+def test_the_seed_genome_given_is_the_runs_seed_as_it_is(tmp_path):
+    from pathlib import Path
+
+    from evolve.cli import build_parser
+    from evolve.run import open_run_dir, settings_from_args
+    from population import Population
+
+    genome, run_dir = Path(__file__).parent / "genomes" / "autoresearch_cpu.py", tmp_path / "run"
+    args = ["--profile", "smoke", "--seed-genome", str(genome), "--run-dir", str(run_dir)]
+    open_run_dir(settings_from_args(build_parser().parse_args(args)))
+    with Population.read(run_dir) as pop:
+        assert pop.seed().source == genome.read_text()
 
 
 def test_run_json_records_the_total_generations_and_a_resume_updates_it(tmp_path):

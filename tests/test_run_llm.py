@@ -2,21 +2,22 @@
 `POST /v1/messages` server that answers like a (very simple) researcher: each request gets a fresh
 edit of the parent it was shown; its first answer plants a crash, which the run sends back for repair.
 The server plays the API's prompt cache (tests/llm_server.PromptCache) and streams its replies.
+Bad LLM flags: tests/test_run_input.py; the key kept out of every Ray process: tests/test_session.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
+import shutil
 import subprocess
-import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
-from conftest import REPO
 from llm_server import FakeAnthropic, PromptCache, Recorded, Reply, error_reply, text_reply
-from run_helpers import FAST, TIMEOUT, archive, assert_clean, run_env
+from run_helpers import FAST, archive, assert_clean, evolve, run_env
 
 from population import Population
 
@@ -88,15 +89,31 @@ def edit(search: str, replace: str, description: str, usage: dict) -> Reply:
 
 
 def run_with_llm(run_dir, server: FakeAnthropic, *args: str) -> subprocess.CompletedProcess:
-    env = {**run_env(), "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.base_url}
-    command = [sys.executable, "-m", "evolve", "--mutators", "llm", "--run-dir", str(run_dir), *args, *FAST]
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=TIMEOUT)
+    env = run_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=server.base_url)
+    return evolve("--mutators", "llm", "--run-dir", str(run_dir), *args, *FAST, env=env)
 
 
-def test_llm_mutation_crash_and_repair_in_a_run_with_costs_recorded_and_the_key_kept_out(tmp_path):
-    run_dir = tmp_path / "run"
+@dataclass(frozen=True)
+class LlmRun:
+    """A finished LLM run, what it printed, and what its server was asked and served."""
+
+    run_dir: Path
+    result: subprocess.CompletedProcess
+    server: Researcher
+
+
+@pytest.fixture(scope="module")
+def llm_run(tmp_path_factory) -> LlmRun:
+    """Three generations of two children with LLM mutators, the first answer planting a crash: run once and
+    read by the tests below (the resume test resumes a copy)."""
+    run_dir = tmp_path_factory.mktemp("llm-run") / "run"
     with Researcher() as server:
         result = run_with_llm(run_dir, server, "--population", "2", "--generations", "3", "--repeat-share", "0")
+    return LlmRun(run_dir, result, server)
+
+
+def test_llm_mutation_crash_and_repair_in_a_run_with_costs_recorded_and_the_key_kept_out(llm_run):
+    run_dir, result, server = llm_run.run_dir, llm_run.result, llm_run.server
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert_clean(result)
     frame = archive(run_dir)
@@ -123,65 +140,63 @@ def test_llm_mutation_crash_and_repair_in_a_run_with_costs_recorded_and_the_key_
     assert sum(k["usage"]["requests"] for k in kept) == len(server.requests)
     assert sum(k["usage"]["cache_read_tokens"] for k in kept) > 0  # the stable prefix was read from the cache
     assert all(r.headers.get("x-api-key") == KEY or KEY in r.headers.get("authorization", "") for r in server.requests)
-    status = subprocess.run(
-        [sys.executable, "-m", "evolve", "status", "--run-dir", str(run_dir)],
-        capture_output=True, text=True, cwd=REPO, env=run_env(), timeout=120,
-    ).stdout  # fmt: skip
+    status = evolve("status", "--run-dir", str(run_dir), timeout=120).stdout
     spend = {line.split()[0]: line for line in status.splitlines() if line.startswith("  ") and " on " in line}
     assert "1 crash" in spend["mutate"] and "ok" in spend["repair"]  # LLM spend by operator and outcome
     leaked = [p for p in run_dir.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
     assert not leaked and KEY not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (["--price", "3"], "bad --price '3': expected IN/OUT"),
-        (["--llm-timeout", "soon"], "bad --llm-timeout 'soon'"),
-        (["--llm-concurrency", "0"], "bad --llm-concurrency 0: must be >= 1"),
-        (["--max-tokens", "0"], "bad --max-tokens 0: must be >= 1"),
-        (["--model", "claude-mythos-5-2", "--max-llm-cost", "5"], "no price known for model 'claude-mythos-5-2'"),
-    ],
-)
-def test_bad_llm_flags_are_one_line_naming_the_flag(tmp_path, flags, message):
-    command = [sys.executable, "-m", "evolve", "--run-dir", str(tmp_path / "r"), *flags]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=run_env(), timeout=120)
-    assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
-    assert not (tmp_path / "r").exists()
+@dataclass(frozen=True)
+class Resumed:
+    """The LLM run above resumed (a copy) with a second server: what the first session left, and the second."""
+
+    run_dir: Path
+    before: object  # the archive as the first session left it
+    limit: float  # --max-llm-cost of the resumed session, in dollars for the whole run
+    result: subprocess.CompletedProcess
+    server: Researcher
 
 
-def test_max_llm_cost_stops_the_run(tmp_path):
-    run_dir = tmp_path / "run"
-    limits = ["--max-llm-cost", "0.03", "--workers", "1", "--lookahead", "0"]  # one request at a time
-    with Researcher() as server:  # about $0.01 a request
-        result = run_with_llm(run_dir, server, "--population", "2", "--generations", "5", *limits)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "--max-llm-cost reached" in result.stdout or "LLM budget" in result.stdout
-    n = len(server.requests)  # no request once the budget was spent: the last one crossed it
-    assert n >= 2 and server.cost(n - 1) < 0.03 <= server.cost(n)
-    frame = archive(run_dir)
-    with Population.read(run_dir) as pop:  # a child proposed as the run stopped is billed when it trains
-        pending = sum(g.meta["llm"]["cost_usd"] for g in pop.unevaluated() if g.id not in set(frame.genome_id))
-    assert abs(frame.llm_cost_usd.sum() + pending - server.cost()) < 1e-9 and (frame.kind == "child").sum() < 10
-
-
-def test_a_resumed_run_tells_the_llm_what_the_last_session_tried(tmp_path):
-    run_dir = tmp_path / "run"
-    args = ["--population", "2", "--repeat-share", "0", "--workers", "1"]
-    with Researcher() as first:
-        result = run_with_llm(run_dir, first, *args, "--generations", "1")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+@pytest.fixture(scope="module")
+def resumed(llm_run, tmp_path_factory) -> Resumed:
+    """Resumed with room for about three more $0.01 requests in the whole run's LLM budget, one request at a
+    time and five more generations than that budget allows."""
+    run_dir = shutil.copytree(llm_run.run_dir, tmp_path_factory.mktemp("llm-resumed") / "run")
     before = archive(run_dir)
-    tried = before[before.kind == "child"]
+    limit = float(f"{before.llm_cost_usd.sum() + 0.03:.6f}")
     with Researcher() as second:
         second.crash_first = False
-        result = run_with_llm(run_dir, second, *args, "--generations", "2")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    prompt = prompt_text(second.requests[0])
+        args = ["--population", "2", "--repeat-share", "0", "--generations", "8"]
+        result = run_with_llm(
+            run_dir, second, *args, "--max-llm-cost", str(limit), "--workers", "1", "--lookahead", "0"
+        )
+    return Resumed(run_dir, before, limit, result, second)
+
+
+def test_a_resumed_run_tells_the_llm_what_the_last_session_tried(resumed):
+    assert resumed.result.returncode == 0, resumed.result.stdout[-3000:] + resumed.result.stderr[-3000:]
+    prompt = prompt_text(resumed.server.requests[0])
     ledger = prompt[prompt.index("## Ledger of ideas") :]
+    tried = resumed.before[resumed.before.kind == "child"]
     for row in tried.itertuples():
         assert row.genome_id[:7] in ledger and row.description in ledger
     assert "FAILED (crash: " in ledger and "kept" not in ledger
+
+
+def test_max_llm_cost_stops_the_run_counting_what_earlier_sessions_spent(resumed):
+    result, server = resumed.result, resumed.server
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "--max-llm-cost reached" in result.stdout or "LLM budget" in result.stdout
+    earlier = resumed.before.llm_cost_usd.sum()
+    left = resumed.limit - earlier
+    n = len(server.requests)  # no request once the budget was spent: the last one crossed it
+    assert n >= 2 and server.cost(n - 1) < left <= server.cost(n)
+    frame = archive(resumed.run_dir)
+    with Population.read(resumed.run_dir) as pop:  # a child proposed as the run stopped is billed when it trains
+        pending = sum(g.meta["llm"]["cost_usd"] for g in pop.unevaluated() if g.id not in set(frame.genome_id))
+    assert abs(frame.llm_cost_usd.sum() + pending - earlier - server.cost()) < 1e-9
+    assert (frame.kind == "child").sum() < 16  # stopped well before its eight generations
 
 
 class Outage(Researcher):
@@ -204,61 +219,19 @@ class Outage(Researcher):
 
 def test_an_endpoint_down_for_a_while_keeps_every_slot_training_offline_stand_ins_and_the_run_finishes(tmp_path):
     run_dir = tmp_path / "run"
-    args = ["--population", "2", "--generations", "6", "--repeat-share", "0", "--workers", "2"]
+    # the outage covers the proposals made before any child trains (the idle slots plus the lookahead: 3 of
+    # them, offline stand-ins); the children proposed after it are the LLM's
+    args = ["--population", "2", "--generations", "4", "--repeat-share", "0", "--workers", "2"]
     with Outage() as server:
         result = run_with_llm(run_dir, server, *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "failed 50 times in a row" not in result.stdout + result.stderr
     children = archive(run_dir)
     children = children[children.kind == "child"]
-    assert len(children) == 12 and server.refused >= 5
+    assert len(children) == 8 and server.refused >= 5
     with Population.read(run_dir) as pop:
         notes = {row.genome_id: " ".join(pop.genome(row.genome_id).changes) for row in children.itertuples()}
     stand_ins = [g for g, text in notes.items() if "offline stand-in for" in text and "LLM outage" in text]
     assert stand_ins and set(children[children.genome_id.isin(stand_ins)].operator) == {"hyperparam"}
     after = children[~children.genome_id.isin(stand_ins)]
     assert (after.operator == "mutate").any()  # the LLM came back once the endpoint answered
-
-
-_KEY_CHECK = """
-import os, sys
-from pathlib import Path
-import ray
-from evolve.cli import build_parser
-from evolve.run import CACHE_ENV, settings_from_args
-from evolve.session import start_ray
-from mutators import Mutators
-
-settings = settings_from_args(build_parser().parse_args(sys.argv[1:]))
-mutators = Mutators(settings.mutators)  # as the run does: the key is read, then Ray starts
-start_ray(settings, CACHE_ENV)
-worker = ray.get(ray.remote(lambda: os.getpid()).remote())
-parents = {}
-for stat in Path("/proc").glob("[0-9]*/stat"):
-    try:
-        parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        continue
-found, frontier = set(), {os.getpid()}
-while frontier:
-    frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
-    found |= frontier
-names = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in found}
-assert any(b"raylet" in c for c in names.values()) and any(b"gcs_server" in c for c in names.values())
-assert worker in found
-leaks = [names[pid][:80] for pid in found if b"ANTHROPIC_" in Path(f"/proc/{pid}/environ").read_bytes()]
-ray.shutdown()
-assert mutators.llm_available and "ANTHROPIC_API_KEY" not in os.environ
-print("leaks:", leaks)
-"""
-
-
-def test_the_api_key_stays_in_the_driver_and_no_ray_process_inherits_it(tmp_path):
-    # A fresh process, as the run is: the suite's own Ray (one per session) must not be the one looked at.
-    env = {**os.environ, "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
-    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", PYTHONPATH=str(REPO))
-    args = ["--mutators", "llm", "--run-dir", str(tmp_path / "r"), *FAST]
-    proc = subprocess.run([sys.executable, "-c", _KEY_CHECK, *args], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=TIMEOUT)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == "leaks: []", proc.stdout

@@ -6,7 +6,7 @@ import itertools
 import json
 
 import pytest
-from smoke_run import evolve
+from run_helpers import evolve
 
 from population import Population, PopulationConfig
 

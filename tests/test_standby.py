@@ -9,17 +9,10 @@ import time
 import pytest
 from genomes import bigram
 
-from trainer import ScorerProcess, Standby, TrainerConfig, run
+from trainer import Standby, TrainerConfig, run
 
 CONFIG = TrainerConfig(threads=2)
 WHERE = 'import os\nprint("RAN IN", os.path.basename(os.getcwd()), "KEY", os.environ.get("ANTHROPIC_API_KEY"))\n'
-
-
-@pytest.fixture(scope="module")
-def scorer():
-    process = ScorerProcess()
-    yield process
-    process.close()
 
 
 @pytest.fixture
