@@ -230,7 +230,7 @@ def test_a_pruned_run_stops_exactly_the_children_whose_curve_trails_their_parent
     from population.archive import curve
 
     run_dir = tmp_path / "run"
-    result = evolve_run(
+    result = evolve(
         "--population", "2", "--generations", "3", "--mutators", "offline", "--prune", "--run-dir", str(run_dir),
         *FAST,
     )  # fmt: skip

@@ -170,4 +170,4 @@ def test_pruning_and_its_thresholds_are_recorded_in_run_json_and_a_resume_keeps_
     assert recorded == dict(at=PRUNING.at, margin=PRUNING.margin, window=PRUNING.window)
     resumed = settings_from_args(build_parser().parse_args(["--run-dir", str(run_dir)]))
     assert resumed.prune is True
-    _refused(["--no-prune", "--run-dir", str(run_dir)], "runs --prune; resume it so", capsys)
+    refused(["--no-prune", "--run-dir", str(run_dir)], "runs --prune; resume it so", capsys)

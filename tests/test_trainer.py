@@ -11,16 +11,9 @@ from genomes import NON_CAUSAL, bigram
 
 from fitness import data
 from fitness.curves import POINTS, PruneRule
-from trainer import ScorerProcess, TrainerConfig, run, supervise
+from trainer import TrainerConfig, run, supervise
 
 CONFIG = TrainerConfig(threads=2)
-
-
-@pytest.fixture(scope="module")
-def scorer():
-    process = ScorerProcess()
-    yield process
-    process.close()
 
 
 @pytest.fixture(scope="module")
