@@ -7,9 +7,11 @@ edit the offline hyperparam operator makes). It is trained by trainer.run (sandb
 scorer kept warm as a trainer worker keeps it) on one core, with the profile's budget in CPU-seconds.
 
 Cost, the slot time the virtual clock charges: train.py's time on the child's CPU clock (set-up,
-training, export), the child's start before train.py (process start and imports: wall seconds, the one
-part not on a CPU clock), and the CPU-seconds of the scorer's process tree and of this process (sandbox
-set-up, clean-up) during the evaluation. A failed child is charged the same way.
+training, export), the child's start before train.py (process start and imports; the trainer measures it
+in wall seconds, so it is divided by the stretch load put on train.py's own wall time: an estimate, see
+start_cpu), and the CPU-seconds of the scorer's process tree and of this process (sandbox set-up,
+clean-up) during the evaluation. A failed child is charged the same way. The scorer's start, once per
+worker, is charged to no child (a run's trainer worker warms its scorer before its first child).
 
 Results are kept on disk, one file per (train.py's sha1, training seed): a rerun resumes evaluation by
 evaluation and runs share the evaluations of identical genomes (common random numbers); a process that
@@ -67,7 +69,7 @@ class Evaluator:
             ready_scorer(self.scorer, self.profile, self.config.threads, START_TIMEOUT_S, self.label)
         mine, scorer = _own_cpu(), _tree_cpu(self.scorer)
         result: RunResult = run(source, self.profile, seed=seed, config=self.config, scorer=self.scorer)
-        charged = result.training_seconds + result.phases.get("child_start", 0.0)
+        charged = result.training_seconds + start_cpu(result)
         charged += (_own_cpu() - mine) + _delta(scorer, _tree_cpu(self.scorer))
         row = {"index": len(self.records) + 1, "kind": kind, "genome": source_id(source)[:12], "training_seed": seed}
         row.update(description=description, cost_seconds=round(charged, 3))
@@ -80,6 +82,14 @@ class Evaluator:
     def close(self) -> None:
         if self.scorer is not None:
             self.scorer.close()
+
+
+def start_cpu(result: RunResult) -> float:
+    """The child's start before train.py (process start, imports), in CPU-seconds: its wall seconds over
+    the stretch its train.py saw (wall over CPU-clock seconds, which load on the machine raises above 1)."""
+    start, training = result.phases.get("child_start", 0.0), result.training_seconds
+    stretch = (training + result.phases.get("child_other", 0.0)) / training if training > 0 else 1.0
+    return start / max(1.0, stretch)
 
 
 def _own_cpu() -> float:

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     check_work(args, setting)
     started = time.perf_counter()
-    simulated = search_report.simulate(args, setting, plan)
+    simulated = simulate(args, setting)
     try:
         result = run_all(args, setting, simulated)
     except KeyboardInterrupt:
@@ -212,6 +212,17 @@ def main(argv: list[str] | None = None) -> dict:
     for line in search_report.table(result):
         print(line)
     return result
+
+
+def simulate(args: argparse.Namespace, setting: Setting) -> dict:
+    """The simulator's figures at this setting, kept in the work directory for a rerun (same methods and
+    landscapes) to reuse."""
+    path, key = args.work / "simulated.json", {"methods": list(args.methods), "landscapes": args.landscapes}
+    if path.exists() and (kept := json.loads(path.read_text()))["key"] == key:
+        return kept["figures"]
+    figures = search_report.simulate(args, setting, plan)
+    path.write_text(json.dumps({"key": key, "figures": figures}, indent=1) + "\n")
+    return figures
 
 
 def check_work(args: argparse.Namespace, setting: Setting) -> None:
