@@ -31,6 +31,7 @@ import dataclasses
 import json
 import math
 import multiprocessing.util
+import os
 import signal
 import sys
 import time
@@ -90,6 +91,18 @@ def landscape(setting: Setting, label: str):
     return _landscape
 
 
+def in_pool(fn, *args):
+    """Runs `fn(*args)` in a pool process. Ctrl-C there (the SIGTERM the benchmark sends its pool when it is
+    interrupted) ends the process once the trainer has stopped its child, rather than leaving the pool
+    process free to start the next queued run."""
+    try:
+        return fn(*args)
+    except KeyboardInterrupt:
+        if _landscape is not None:
+            _landscape.close()
+        os._exit(130)
+
+
 def prime(setting: Setting, training_seed: int) -> None:
     """The seed genome at `training_seed` (every run evaluates it: one process trains it, ahead of them)."""
     real = landscape(setting, "seed")
@@ -139,8 +152,8 @@ def run_all(args: argparse.Namespace, setting: Setting, simulated: dict) -> dict
     pool = ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"))
     if len(runs) < len(names):
         for training_seed in (*range(setting.noise_repeats), *setting.confirm_seeds):
-            pool.submit(prime, setting, training_seed)
-    futures = {pool.submit(job, m, s, setting): (m, s) for m, s in names if (m, s) not in runs}
+            pool.submit(in_pool, prime, setting, training_seed)
+    futures = {pool.submit(in_pool, job, m, s, setting): (m, s) for m, s in names if (m, s) not in runs}
     try:
         while futures:
             finished, _ = wait(futures, return_when=FIRST_COMPLETED)
