@@ -15,7 +15,7 @@ worker, is charged to no child (a run's trainer worker warms its scorer before i
 
 Results are kept on disk, one file per (train.py's sha1, training seed): a rerun resumes evaluation by
 evaluation and runs share the evaluations of identical genomes (common random numbers); a process that
-needs an evaluation another is training waits for it (a lock file holding the trainer's pid). The cache holds
+needs an evaluation another is training waits for it (a lock file naming its owner). The cache holds
 one profile's results only (its settings.json says which).
 """
 
@@ -165,30 +165,30 @@ class RealLandscape:
 
 
 def _lock(path: Path) -> bool:
-    """Take the lock at `path` (a file holding the owner's pid); a lock whose owner is gone is taken over."""
+    """Take the lock at `path` (a file naming its owner: pid and start time); a lock whose owner is gone is
+    taken over (the start time tells a reused pid from its owner)."""
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         try:
-            owner = int(path.read_text() or "0")
-        except (FileNotFoundError, ValueError):  # released, or not yet written: look again later
+            owner = path.read_text().split()
+        except FileNotFoundError:  # released: look again
             return False
-        if owner and not _alive(owner):
+        if owner and owner != _identity(int(owner[0]))[: len(owner)]:
             path.unlink(missing_ok=True)
         return False
-    os.write(fd, str(os.getpid()).encode())
+    os.write(fd, " ".join(_identity(os.getpid())).encode())
     os.close(fd)
     return True
 
 
-def _alive(pid: int) -> bool:
+def _identity(pid: int) -> list[str]:
+    """[pid, start time in clock ticks] of a live process; [] for one that is gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return [str(pid), f.read().rsplit(b")", 1)[1].split()[19].decode()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
 
 
 def check_cache(cache: Path, profile: Profile) -> None:
