@@ -144,7 +144,7 @@ def _interrupt(signum, frame) -> None:
 
 
 def run_all(args: argparse.Namespace, setting: Setting, simulated: dict) -> dict:
-    """Every (seed, method) job not yet in `args.work`, two at a time; the report rewritten after each."""
+    """Every (seed, method) job not yet in `args.work`, --workers at a time; the report rewritten after each."""
     done_dir = args.work / "runs"
     done_dir.mkdir(parents=True, exist_ok=True)
     names = [(m, s) for s in range(args.seeds) for m in args.methods]
@@ -162,7 +162,7 @@ def run_all(args: argparse.Namespace, setting: Setting, simulated: dict) -> dict
                 runs[name] = future.result()
                 (done_dir / f"{name[0]}-{name[1]}.json").write_text(json.dumps(runs[name], indent=1) + "\n")
                 print(f"search: {name[0]} seed {name[1]} done ({len(runs)}/{len(names)} runs)", flush=True)
-                write(args, setting, simulated, runs, len(names))
+                write(args, setting, simulated, runs, len(names), plot=False)
     except BaseException:
         for child in multiprocessing.active_children():
             child.terminate()  # SIGTERM, which a pool process turns into Ctrl-C: its trainer child and scorer stop
@@ -172,11 +172,14 @@ def run_all(args: argparse.Namespace, setting: Setting, simulated: dict) -> dict
     return write(args, setting, simulated, runs, len(names))
 
 
-def write(args, setting: Setting, simulated: dict, runs: dict, total: int) -> dict:
+def write(args, setting: Setting, simulated: dict, runs: dict, total: int, plot: bool = True) -> dict:
+    """search.json (after every run, so an unfinished benchmark shows how far it got) and its plot (at the end,
+    or from a partial search.json with `python -m benchmarks.search_report PATH`)."""
     result = search_report.report(args, setting, simulated, list(runs.values()), total)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "search.json").write_text(json.dumps(result, indent=1) + "\n")
-    search_report.plot(result, args.out / "search.png")
+    if plot:
+        search_report.plot(result, args.out / "search.png")
     return result
 
 

@@ -1,6 +1,9 @@
 """The search benchmark's figures: per-method gains, the paired bootstrap of evolve's ratio over the
 strongest baseline and over greedy at equal wall-clock, the simulator's ranking at the same setting,
-the table and the plot. Every figure is computed from the runs it reports."""
+the table and the plot. Every figure is computed from the runs it reports.
+
+    python -m benchmarks.search_report benchmarks/results/search.json    # its plot, search.png, again
+"""
 
 from __future__ import annotations
 
@@ -207,3 +210,10 @@ def plot(result: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+if __name__ == "__main__":
+    import sys
+
+    path = Path(sys.argv[1])
+    plot(json.loads(path.read_text()), path.with_suffix(".png"))
