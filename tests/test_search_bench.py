@@ -64,3 +64,40 @@ def test_search_benchmark_reports_every_method_and_resumes_from_its_cache(tmp_pa
     [random_run] = again["methods"]["random"]["runs"]
     assert random_run["trained"] == 0 and random_run["reused"] > 0
     assert {m: s["gains"] for m, s in again["methods"].items()} == first
+
+
+def runs(method: str, gains: list[float | None]) -> list[dict]:
+    return [{"method": method, "seed": s, "gain": g} for s, g in enumerate(gains)]
+
+
+def test_greedy_gets_the_slot_time_of_the_others_on_one_slot_and_greedy_equal_wall_their_wall_clock():
+    from benchmarks.search import Setting, plan
+    from experiments import profiles
+
+    setting = Setting(profiles.load("smoke"), slots=8, children=61, noise_repeats=3, confirm_seeds=(1000,), cache="")
+    assert plan("greedy", setting) == ("greedy", 1, 61)  # (61 + 3) / 8 = 8 rounds of 8 slots: 64 evaluations
+    assert plan("greedy_equal_wall", setting) == ("greedy", 8, 61)  # one slot of 8 busy, for 8 rounds
+    assert plan("parallel_greedy", setting) == ("parallel-greedy", 8, 61)
+    odd = Setting(profiles.load("smoke"), slots=8, children=60, noise_repeats=3, confirm_seeds=(1000,), cache="")
+    assert plan("greedy", odd) == ("greedy", 1, 61)  # the others' last round is part-empty but paid for
+
+
+def test_the_ratio_is_of_median_gains_over_paired_seeds_with_a_bootstrap_interval_around_it():
+    from benchmarks.search_report import ratio
+
+    evolve, baseline = runs("evolve", [0.2, 0.3, 0.4, None]), runs("greedy", [0.1, 0.1, 0.2, 0.1, 0.3])
+    r = ratio(evolve, baseline, "greedy")
+    assert r["seeds"] == 3  # seed 3's evolve pick failed its confirmation, seed 4 has no evolve run
+    assert r["median"] == pytest.approx(0.3 / 0.1)
+    assert r["ci"][0] <= r["median"] <= r["ci"][1] and r["undefined_share"] == 0
+    flat = ratio(evolve, runs("greedy", [0.0, -0.1, 0.0]), "greedy")
+    assert flat["median"] is None and flat["ci"] == [None, None] and flat["undefined_share"] == 1
+
+
+def test_rankings_agree_only_when_both_order_the_common_methods_alike():
+    from benchmarks.search_report import agreement
+
+    same = agreement(["evolve", "greedy", "random"], ["evolve", "greedy", "independent_greedy", "random"])
+    assert same["same_order"] and same["same_best"] and same["kendall_tau"] == 1
+    flipped = agreement(["evolve", "greedy", "random"], ["random", "greedy", "evolve"])
+    assert not flipped["same_order"] and not flipped["same_best"] and flipped["kendall_tau"] == -1
