@@ -128,6 +128,8 @@ def compute(runs: list[dict], cache: Path) -> dict:
     return {
         "evaluations": len(rows),
         "cpu_seconds": sum(r["cost_seconds"] for r in rows),
+        "training_cpu_seconds": sum(r["training_seconds"] or 0.0 for r in rows),  # the rest is overhead
+        "median_cost_seconds": statistics.median(r["cost_seconds"] for r in rows) if rows else None,
         "failed_evaluations": sum(r["status"] != "ok" for r in rows),
         "evaluations_trained_by_runs": sum(r["trained"] for r in runs),
         "evaluations_reused_by_runs": sum(r["reused"] for r in runs),
