@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import multiprocessing.util
@@ -43,6 +44,7 @@ from benchmarks import search_report
 from experiments import profiles
 from fitness.profile import Profile
 
+SEED_GENOME = Path(__file__).resolve().parents[1] / "trainer" / "seeds" / "train.py"
 METHODS = ("evolve", "greedy", "greedy_equal_wall", "parallel_greedy", "independent_greedy", "random")
 STRATEGY = {"evolve": "evolve", "greedy": "greedy", "greedy_equal_wall": "greedy",
             "parallel_greedy": "parallel-greedy", "independent_greedy": "independent", "random": "random"}  # fmt: skip
@@ -242,10 +244,11 @@ def simulate(args: argparse.Namespace, setting: Setting) -> dict:
 
 
 def check_work(args: argparse.Namespace, setting: Setting) -> None:
-    """The work directory resumes only the benchmark that started it (same setting)."""
+    """The work directory resumes only the benchmark that started it (same setting, same seed genome)."""
     args.work.mkdir(parents=True, exist_ok=True)
     path = args.work / "setting.json"
-    mine = json.loads(json.dumps(dataclasses.asdict(setting)))
+    seed = hashlib.sha1(SEED_GENOME.read_bytes()).hexdigest()
+    mine = json.loads(json.dumps({**dataclasses.asdict(setting), "seed_genome_sha1": seed}))
     if path.exists() and json.loads(path.read_text()) != mine:
         raise SystemExit(f"search: {str(args.work)!r} holds a benchmark with another setting; pass another --work")
     path.write_text(json.dumps(mine, indent=1) + "\n")
