@@ -55,7 +55,7 @@ def genome(edits: dict) -> str:
 
 
 def main() -> int:
-    from benchmarks.search_methods import Evaluator
+    from benchmarks.real_landscape import Evaluator
     from experiments import profiles
 
     profile = dataclasses.replace(profiles.load(PROFILE), eval_tokens=16384, causality_probes=1)

@@ -1,9 +1,10 @@
 """Real evaluations for the surrogate landscape: knob vectors and scores recovered from the search benchmark.
 
-benchmarks/results/search.json holds every evaluation of its greedy, random and evolve runs (cpu profile,
-49,152 training tokens per child, offline operators), each child with its knob changes ("NAME old -> new")
-but not its parent. The parent is recovered by replay: random mutates the seed; greedy mutates the
-incumbent (its best seed-0 score so far); an evolve child's parent is the one earlier genome of its run
+benchmarks/results/search_tokens.json (the search benchmark's first design) holds every evaluation of its
+greedy, random and evolve runs (cpu profile, 49,152 training tokens per child, offline operators), each
+child with its knob changes ("NAME old -> new") but not its parent. The parent is recovered by replay:
+random mutates the seed; greedy mutates the incumbent (its best seed-0 score so far); an evolve child's
+parent is the one earlier genome of its run
 whose knobs hold every "old" value (children with no unique such genome, and merges, are left out).
 The seed genome's own noise evaluations (training seeds 0-4) are kept as group "noise-0".
 Repeats and confirmations share their genome's knobs, so every genome's scores at other training seeds
@@ -20,7 +21,7 @@ from pathlib import Path
 from mutators.offline import find_knobs
 
 REPO = Path(__file__).resolve().parents[1]
-SEARCH_JSON = REPO / "benchmarks" / "results" / "search.json"
+SEARCH_JSON = REPO / "benchmarks" / "results" / "search_tokens.json"  # the first design's runs
 SEED_GENOME = REPO / "trainer" / "seeds" / "train.py"
 PROFILE = "cpu"
 _CHANGE = re.compile(r"([A-Z][A-Z0-9_]*(?:\[\w+\])?) (\S+) -> (\S+)")

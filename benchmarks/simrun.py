@@ -48,6 +48,7 @@ class SimConfig:
     pruning: PruneRule | None = None  # evolve.policy.Limits.pruning
     transplant_rate: float = MutatorConfig().transplant_rate  # the real run's default
     confirm_top: int = DEFAULT_TOP
+    fresh_seeds: tuple[int, ...] = FRESH_SEEDS  # where each run's pick is confirmed
 
 
 @dataclass
@@ -137,7 +138,9 @@ class SimBoard:
 
 class SimProposer:
     """Proposals as evolve.proposals.Proposer makes them, instantly: parents from the strategy, then an
-    offline operator, each proposal with its own generator seeded by (run seed, proposal index)."""
+    offline operator. Each proposal has two generators seeded by (run seed, proposal index): one for the
+    parents, one for the operator and its edit, so that strategies given the same parent at the same
+    proposal index make the same child (common random numbers across strategies)."""
 
     def __init__(self, board: SimBoard, seed: int, transplant_rate: float) -> None:
         self.board, self.seed, self.index = board, seed, 0
@@ -146,11 +149,12 @@ class SimProposer:
 
     def propose(self, pick, pick_transplant=lambda rng: []) -> Child | Failure:
         rng = random.Random(self.seed * 1_000_003 + self.index)
+        parent_rng = random.Random(f"parents {self.seed} {self.index}")
         self.index += 1
         pair = pick_transplant(rng) if self.mutators.wants_transplant(rng) else []
         if pair:
             return self._transplant(*(p.id for p in pair))
-        parents = pick(rng) or [self.board.seed()]
+        parents = pick(parent_rng) or [self.board.seed()]
         distinct = list({p.id: p for p in parents}.values())
         op = self.mutators.choose_operator(rng, len(distinct))
         chosen = distinct[:2] if op == "merge" else distinct[:1]
@@ -222,7 +226,7 @@ def run_strategy(
     policy.queue_leftovers(0, [])
     history = History(strategy, slots, seed, budget)
     _drive(policy, board, SimProposer(board, seed, config.transplant_rate), landscape, history)
-    _score(history, board, chosen.pick(board), landscape)
+    _score(history, board, chosen.pick(board), landscape, config.fresh_seeds)
     return history
 
 
@@ -295,12 +299,12 @@ def _true_gain(board: SimBoard, pick: str | None, landscape) -> float:
     return landscape.mean(board.knobs[board.seed().id]) - landscape.mean(board.knobs[pick])
 
 
-def _score(history: History, board: SimBoard, pick: str | None, landscape) -> None:
+def _score(history: History, board: SimBoard, pick: str | None, landscape, seeds: tuple[int, ...]) -> None:
     pick = pick or board.seed().id
     seed_knobs, knobs = board.knobs[board.seed().id], board.knobs[pick]
 
     def fresh(k: dict) -> float:
-        values = [landscape.evaluate(k, s)[0] for s in FRESH_SEEDS]
+        values = [landscape.evaluate(k, s)[0] for s in seeds]
         return math.inf if None in values else sum(values) / len(values)
 
     history.pick, history.pick_knobs = pick, knobs

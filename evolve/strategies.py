@@ -117,9 +117,9 @@ class Greedy(Strategy):
 
     def scored(self, genome_id: str, parent: str | None, val_bpb: float | None) -> None:
         if parent is None:  # the seed's seed-0 score: where every line starts
-            for line in self.lines:
-                if line.incumbent == self.seed_id and val_bpb is not None:
-                    line.score = val_bpb
+            for line in self.lines:  # a child scored before it was taken against no score: it stays if it beat it
+                if val_bpb is not None and (line.incumbent == self.seed_id or line.score >= val_bpb):
+                    line.incumbent, line.score = self.seed_id, val_bpb
             return
         line = self._take_line(parent)
         if line is not None and val_bpb is not None and val_bpb < line.score:

@@ -347,3 +347,14 @@ def test_a_run_too_small_to_afford_confirmation_has_none_and_baselines_never_con
     assert make_policy(pop, target=8).confirmation.state == "off"
     assert make_policy(pop, target=800).confirmation.top == 4
     assert make_policy(pop, strategy="parallel-greedy", target=800).confirmation.state == "off"
+
+
+def test_a_greedy_child_scored_before_the_seed_stays_the_incumbent_only_if_it_beats_the_seed(pop):
+    policy = make_policy(pop, strategy="parallel-greedy", slots=3)
+    policy.queue_leftovers(0, [])
+    propose(pop, policy, 1)
+    slot = {f"{t.kind} {t.seed}": s for s, t in policy.dispatch(now=0.0)}
+    assert set(slot) == {"noise 0", "noise 1", "child 0"}
+    finish(pop, policy, slot["child 0"], ok(3.5), now=5.0)  # back before the seed's own seed-0 score
+    finish(pop, policy, slot["noise 0"], ok(3.0), now=10.0)
+    assert policy.strategy.pick(pop) == pop.seed().id

@@ -1,0 +1,103 @@
+"""The search benchmark in miniature, as a user runs it (`python -m benchmarks.search`), through the real
+trainer: one search seed, one slot, one child, every method; then the same command again, which must
+train nothing (every evaluation comes from the cache) and report the same figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+TINY = ("--seeds", "1", "--slots", "1", "--children", "1", "--noise-repeats", "1", "--confirm-seeds", "1",
+        "--budget", "0.5", "--landscapes", "1")  # fmt: skip
+METHODS = ("evolve", "greedy", "greedy_equal_wall", "parallel_greedy", "independent_greedy", "random")
+
+
+def search(*args: str) -> dict:
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.search", *args], capture_output=True, text=True,
+                          cwd=REPO, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.timeout(1200)  # about 30 s on an idle 2-core machine; a shared one (load 40) took 10 minutes
+def test_search_benchmark_reports_every_method_and_resumes_from_its_cache(tmp_path):
+    out, work = tmp_path / "out", tmp_path / "work"
+    search(*TINY, "--out", str(out), "--work", str(work))
+    report = json.loads((out / "search.json").read_text())
+    assert (out / "search.png").stat().st_size > 0
+    assert report["complete"] and report["runs_done"] == report["runs_total"] == len(METHODS)
+    settings = report["settings"]
+    assert settings["budget_basis"] == "cpu_seconds" and settings["slots"] == 1 and settings["seeds"] == 1
+    assert settings["confirm_seeds"] == [1000] and settings["profile"]["budget_seconds"] == 0.5
+    assert set(report["methods"]) == set(METHODS)
+    for method, summary in report["methods"].items():
+        [run] = summary["runs"]
+        seed, pick = run["confirm_val_bpb"]["seed"], run["confirm_val_bpb"]["pick"]
+        assert run["gain"] == pytest.approx(statistics.fmean(seed) - statistics.fmean(pick))
+        assert summary["gains"] == [run["gain"]] and summary["median_gain"] == run["gain"]
+        assert run["by_kind"]["noise"] == 1 and run["children"] == 1, method
+    ratio = report["ratio_vs_best_baseline"]
+    assert ratio["baseline"] == max(
+        ("greedy", "parallel_greedy", "independent_greedy", "random"), key=lambda m: report["methods"][m]["median_gain"]
+    )
+    assert set(ratio) == {"baseline", "seeds", "median", "ci", "undefined_share"}
+    agreement = report["simulator"]["agreement"]
+    assert sorted(agreement["real_ranking"]) == sorted(agreement["simulated_ranking"]) == sorted(METHODS)
+    # one slot, one child: every method's first child is the same proposal (shared random streams), so
+    # the six runs train four genome-seed pairs at most: the seed and the child at seed 0 and at 1000
+    assert 2 <= report["compute"]["evaluations"] <= 4
+    first = {m: s["gains"] for m, s in report["methods"].items()}
+
+    search(*TINY, "--out", str(out), "--work", str(work))  # resumes: every run is already done
+    again = json.loads((out / "search.json").read_text())
+    assert {m: s["gains"] for m, s in again["methods"].items()} == first
+    (work / "runs" / "random-0.json").unlink()  # a run lost: it is run again, from the cached evaluations
+    search(*TINY, "--out", str(out), "--work", str(work))
+    again = json.loads((out / "search.json").read_text())
+    [random_run] = again["methods"]["random"]["runs"]
+    assert random_run["trained"] == 0 and random_run["reused"] > 0
+    assert {m: s["gains"] for m, s in again["methods"].items()} == first
+
+
+def runs(method: str, gains: list[float | None]) -> list[dict]:
+    return [{"method": method, "seed": s, "gain": g} for s, g in enumerate(gains)]
+
+
+def test_greedy_gets_the_slot_time_of_the_others_on_one_slot_and_greedy_equal_wall_their_wall_clock():
+    from benchmarks.search import Setting, plan
+    from experiments import profiles
+
+    setting = Setting(profiles.load("smoke"), slots=8, children=61, noise_repeats=3, confirm_seeds=(1000,), cache="")
+    assert plan("greedy", setting) == ("greedy", 1, 61)  # (61 + 3) / 8 = 8 rounds of 8 slots: 64 evaluations
+    assert plan("greedy_equal_wall", setting) == ("greedy", 8, 61)  # one slot of 8 busy, for 8 rounds
+    assert plan("parallel_greedy", setting) == ("parallel-greedy", 8, 61)
+    odd = Setting(profiles.load("smoke"), slots=8, children=60, noise_repeats=3, confirm_seeds=(1000,), cache="")
+    assert plan("greedy", odd) == ("greedy", 1, 61)  # the others' last round is part-empty but paid for
+
+
+def test_the_ratio_is_of_median_gains_over_paired_seeds_with_a_bootstrap_interval_around_it():
+    from benchmarks.search_report import ratio
+
+    evolve, baseline = runs("evolve", [0.2, 0.3, 0.4, None]), runs("greedy", [0.1, 0.1, 0.2, 0.1, 0.3])
+    r = ratio(evolve, baseline, "greedy")
+    assert r["seeds"] == 3  # seed 3's evolve pick failed its confirmation, seed 4 has no evolve run
+    assert r["median"] == pytest.approx(0.3 / 0.1)
+    assert r["ci"][0] <= r["median"] <= r["ci"][1] and r["undefined_share"] == 0
+    flat = ratio(evolve, runs("greedy", [0.0, -0.1, 0.0]), "greedy")
+    assert flat["median"] is None and flat["ci"] == [None, None] and flat["undefined_share"] == 1
+
+
+def test_rankings_agree_only_when_both_order_the_common_methods_alike():
+    from benchmarks.search_report import agreement
+
+    same = agreement(["evolve", "greedy", "random"], ["evolve", "greedy", "independent_greedy", "random"])
+    assert same["same_order"] and same["same_best"] and same["kendall_tau"] == 1
+    flipped = agreement(["evolve", "greedy", "random"], ["random", "greedy", "evolve"])
+    assert not flipped["same_order"] and not flipped["same_best"] and flipped["kendall_tau"] == -1
