@@ -65,7 +65,7 @@ def test_status_is_one_screen_with_counts_failures_and_the_best(smoke_run):
     assert crash.endswith("e.g. RuntimeError: deliberate crash before training")
     with Population.read(smoke_run.run_dir) as pop:
         best = pop.best() or pop.seed()
-    assert f"({best.short_id}, {best.operator})" in proc.stdout
+    assert f"({best.short_id}, {best.operator}, unconfirmed)" in proc.stdout  # too small a run to confirm
     assert "crash: RuntimeError: deliberate crash before training" in proc.stdout
 
 
