@@ -24,6 +24,7 @@ from pathlib import Path
 import ray
 
 from evolve.messages import Trained, Where, WorkerReady
+from fitness.curves import PruneRule
 from fitness.result import RunResult
 from mutators.config import MutatorConfig
 
@@ -58,7 +59,7 @@ class HoldWorker:
             environment={"benchmark": "scheduler (no training)"},
         )
 
-    def train(self, source: str, seed: int) -> Trained:
+    def train(self, source: str, seed: int, prune: PruneRule | None = None) -> Trained:  # held, never pruned
         started, iso = time.time(), _now_iso()
         hold = self._hold()
         time.sleep(hold)
