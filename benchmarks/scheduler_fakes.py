@@ -111,6 +111,9 @@ class NoOpMutators:
     def choose_operator(self, rng, n_parents_available: int) -> str:
         return "hyperparam"
 
+    def wants_transplant(self, rng) -> bool:
+        return False
+
     def propose(self, op, parents, ancestor_source, context, rng, is_duplicate=None):
         from mutators.messages import Draft, Proposal  # here, not at the top: HoldWorker actors import this module
 

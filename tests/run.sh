@@ -10,4 +10,6 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
     || echo "run.sh: could not install chromium; the report's browser tests will fail" >&2
 fi
 export RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled
-exec "${PYTHON:-.venv/bin/python}" -m pytest -q -p no:cacheprovider "$@"
+# Two test files at a time (pytest-xdist): a child trains on one thread, so one file's trainings leave the
+# other core idle; --dist loadfile keeps each file, and the runs its module fixtures share, in one worker.
+exec "${PYTHON:-.venv/bin/python}" -m pytest -q -p no:cacheprovider -n 2 --dist loadfile "$@"

@@ -77,7 +77,7 @@ def test_a_forward_past_its_allowance_is_stopped_midway_as_over_budget():
     assert stopped.value.status == "over_budget"
     assert str(stopped.value).startswith("scoring forwards stopped after ")
     assert " CPU-s, allowed 0.20: a test" in str(stopped.value)
-    assert 0.2 <= meter.used < 10.0
+    assert 0.19 <= meter.used < 10.0  # the CPU timer fires on the kernel's accounting ticks: within a few ms
 
 
 def test_forwards_within_the_allowance_pass_and_are_counted():
