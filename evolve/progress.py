@@ -77,7 +77,8 @@ class Progress:
         parts.append("LLM cost unknown (no price)" if math.isnan(cost) else f"LLM ${cost:.2f}")
         eta = eta_seconds(status)
         if eta is not None:
-            parts.append(f"about {duration(eta)} left")
+            left = duration(eta)
+            parts.append(f"{left} left" if left == "under a minute" else f"about {left} left")
         return " | ".join(parts)
 
     def _tell_noise(self, sigma: float | None) -> None:
