@@ -64,7 +64,7 @@ def test_children_held_for_300_s_are_the_real_case_and_are_measured_not_extrapol
 
 
 def test_h100_benchmark_counts_the_seed_genomes_flops_by_hand_and_refuses_a_machine_without_cuda():
-    from benchmarks.h100 import flops_per_token, knob, peak_flops
+    from benchmarks.h100 import flops_per_token, knob, peak_flops, rates
     from experiments import profiles
 
     source = (REPO / "trainer" / "seeds" / "train.py").read_text()
@@ -76,6 +76,12 @@ def test_h100_benchmark_counts_the_seed_genomes_flops_by_hand_and_refuses_a_mach
     attention = 12 * 8 * 512 * 2048
     assert flops_per_token(source, h100, params) == matmul + attention == 276_824_064
     assert peak_flops("NVIDIA H100 80GB HBM3") == 989.4e12 and peak_flops("a GPU nobody listed") is None
+
+    # 100 batch requests of 1,000 tokens, the first 10 untimed; train.py ran 400 s in all, 330 s past the budget
+    ran = dict(num_params=params, device="NVIDIA H200", num_steps=100, tokens=100_000, training_seconds=400.0)
+    measured = rates(ran | {"total_seconds": 430.0}, h100, source)
+    assert measured["tokens_per_s"] == 250.0 and measured["steady_tokens_per_s"] == 90_000 / 300
+    assert measured["steady_mfu"] == 276_824_064 * 300.0 / 989.4e12 and measured["overhead_share_of_budget"] == 0.1
 
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-m", "benchmarks.h100"], capture_output=True, text=True, cwd=REPO, env=env)
