@@ -74,6 +74,7 @@ class Evaluator:
         row = {"index": len(self.records) + 1, "kind": kind, "genome": source_id(source)[:12], "training_seed": seed}
         row.update(description=description, cost_seconds=round(charged, 3))
         row.update({k: _plain(getattr(result, k)) for k in FIELDS}, phases=result.phases)
+        row["loss_curve"] = [list(point) for point in result.loss_curve]
         self.records.append(row)
         score = f"val_bpb {row['val_bpb']:.4f}" if row["status"] == "ok" else f"{row['status']}: {row['reason'][:80]}"
         print(f"search: {self.label} #{row['index']} {kind} (seed {seed}): {score}, {charged:.1f} CPU-s", flush=True)
@@ -158,7 +159,8 @@ class RealLandscape:
     def evaluate(self, genome: dict, training_seed: int) -> Evaluation:
         row = self.row(genome, training_seed)
         val = row["val_bpb"] if row["status"] == "ok" else None
-        return Evaluation(val, row["cost_seconds"], ())
+        curve = tuple(tuple(point) for point in row.get("loss_curve", ()))  # rows cached before curves: none
+        return Evaluation(val, row["cost_seconds"], curve)
 
     def close(self) -> None:
         self.evaluator.close()

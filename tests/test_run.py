@@ -187,7 +187,9 @@ def test_a_killed_trainer_worker_has_its_child_retried_and_ctrl_c_records_what_i
     recorded, and the death leaves no failure behind), then Ctrl-C while children train (exit 130, each
     evaluation in flight recorded as interrupted)."""
     run_dir, log = tmp_path / "run", tmp_path / "run.log"
-    proc = start_run("--population", "2", "--generations", "4", "--mutators", "offline", "--run-dir", str(run_dir),
+    # 40 generations: far more than the test waits for, so the run is still training when Ctrl-C comes (with 4,
+    # pruned children once finished the run on a loaded machine before the test sent it)
+    proc = start_run("--population", "2", "--generations", "40", "--mutators", "offline", "--run-dir", str(run_dir),
                      "--repeat-share", "0", *FAST[:-2], "--cpus-per-child", "1", "--budget", "3", log=log)  # fmt: skip
     try:
 
