@@ -156,6 +156,7 @@ def print_summary(report: dict) -> None:
     print(f"val_bpb {r['val_bpb']:.6f} test_bpb {r['test_bpb']:.6f} on {report['profile']['dataset']}")
     print(f"steps {r['num_steps']} tokens {r['tokens']:,} training {r['training_seconds']:.1f} s on {r['device']}")
     if "tokens_per_s" in report:
+
         def mfu(key):
             return f"{100 * report[key]:.1f}%" if report[key] is not None else "unknown (GPU peak not listed)"
 

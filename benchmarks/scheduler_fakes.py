@@ -59,7 +59,9 @@ class HoldWorker:
             environment={"benchmark": "scheduler (no training)"},
         )
 
-    def train(self, source: str, seed: int, prune: PruneRule | None = None) -> Trained:  # held, never pruned
+    def train(
+        self, source: str, seed: int, prune: PruneRule | None = None, test: bool = False
+    ) -> Trained:  # held, never pruned
         started, iso = time.time(), _now_iso()
         hold = self._hold()
         time.sleep(hold)

@@ -104,7 +104,7 @@ class Orchestrator:
         if stop:
             self.progress.note(f"stopping: {stop}; waiting for {len(p.inflight)} evaluations in flight")
         for slot, task in p.dispatch(time.monotonic()):
-            self.pool.train(slot, task.source, task.seed, task.prune)
+            self.pool.train(slot, task.source, task.seed, task.prune, test=task.kind == "confirm")
             self.progress.started(task, p.status(time.monotonic(), self._llm_cost(), self.proposer.in_flight))
         self._propose()
         if p.finished():

@@ -41,8 +41,8 @@ class WorkerPool:
     def retire(self, index: int) -> None:
         ray.kill(self.workers[index], no_restart=True)
 
-    def train(self, index: int, source: str, seed: int, prune: PruneRule | None = None) -> None:
-        self.training[self.workers[index].train.remote(source, seed, prune)] = index
+    def train(self, index: int, source: str, seed: int, prune: PruneRule | None = None, test: bool = False) -> None:
+        self.training[self.workers[index].train.remote(source, seed, prune, test)] = index
 
     def waiting(self) -> list[ray.ObjectRef]:
         return [*self.training, *self.starting]

@@ -65,9 +65,10 @@ class TrainerWorker:
             environment=provenance.environment(self.profile),
         )
 
-    def train(self, source: str, seed: int, prune: PruneRule | None = None) -> Trained:
-        """Train and score one genome (stopped early, unscored, when its loss curve trails by `prune`); a
-        crash of the genome is a result, never an exception here."""
+    def train(self, source: str, seed: int, prune: PruneRule | None = None, test: bool = False) -> Trained:
+        """Train and score one genome (stopped early, unscored, when its loss curve trails by `prune`); test_bpb
+        only when `test` (a genome being confirmed: the held-out split stays out of the search); a crash of the
+        genome is a result, never an exception here."""
         started = now_iso()
         result = train_one(
             source,
@@ -79,6 +80,7 @@ class TrainerWorker:
             hide=self._hide(),
             log_path=self._log_path(source, seed, started),
             prune=prune,
+            test=test,
         )
         self.children += 1
         return Trained(result, Where(node=self.node, worker=self.worker, started=started, finished=now_iso()))

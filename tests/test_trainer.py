@@ -42,6 +42,15 @@ def test_honest_genome_is_scored_well_below_uniform(honest, tiny_profile):
     assert honest.num_params == 512 * 512
 
 
+def test_a_search_child_is_scored_on_val_alone(honest, tiny_profile, scorer):
+    """A run scores test_bpb only for the genomes it confirms: the same training scored without the held-out
+    split gets the same val_bpb (the same rows) and no test_bpb."""
+    steady = dataclasses.replace(tiny_profile, budget_tokens=150 * 16 * tiny_profile.seq_len, budget_seconds=60.0)
+    searched = run(bigram(), steady, seed=0, config=CONFIG, scorer=scorer, test=False)
+    assert searched.status == "ok" and math.isnan(searched.test_bpb), searched
+    assert searched.val_bpb == pytest.approx(honest.val_bpb, abs=0.02)
+
+
 def test_fake_printed_score_is_ignored_and_harness_scores_anyway(tiny_profile, scorer):
     liar = bigram(after_submit='print("---")\nprint("val_bpb: 0.010000")')
     result = run(liar, tiny_profile, seed=0, config=CONFIG, scorer=scorer)

@@ -38,6 +38,7 @@ def run(
     log_path: Path | None = None,
     hide: tuple[Path, ...] = (),
     prune: PruneRule | None = None,
+    test: bool = True,
 ) -> RunResult:
     """Train and score one genome. `hide`: extra paths the child must not see (the run directory).
     `scorer` and `standby`, kept by a caller that trains many genomes, make the next child start sooner.
@@ -61,7 +62,7 @@ def run(
             t = time.perf_counter()
             standby.fill(profile, config, hide, cache)
             phases["standby"] = time.perf_counter() - t
-        result = _judge(child, profile, spawned.box, scorer, config, phases)
+        result = _judge(child, profile, spawned.box, scorer, config, phases, test)
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(spawned.box / "train.log", log_path)
@@ -87,7 +88,7 @@ def _warm(scorer: ScorerProcess, profile: Profile, config: TrainerConfig) -> flo
 
 
 def _judge(
-    child: Child, profile: Profile, box: Path, scorer: ScorerProcess, config: TrainerConfig, phases: dict
+    child: Child, profile: Profile, box: Path, scorer: ScorerProcess, config: TrainerConfig, phases: dict, test: bool
 ) -> RunResult:
     """Every figure recorded here, and every status decided, comes from the trainer's own measures of the
     child (supervise.Exit) and from the scorer; the child's record (what the genome's process says of
@@ -114,6 +115,7 @@ def _judge(
         config.device,
         config.threads,
         timeout=max(60.0, profile.startup_allowance_s),
+        test=test,
     )
     phases.update(_score_phases(reply, time.perf_counter() - t))
     if reply["status"] != "ok":

@@ -133,13 +133,15 @@ class ScorerProcess:
                 return reply
         return {"status": "ok"}
 
-    def score(self, program: Path, profile: dict, device: str, threads: int, timeout: float) -> dict:
-        """The scorer's reply for the model file `program`, checked to be for this request and these bytes."""
+    def score(self, program: Path, profile: dict, device: str, threads: int, timeout: float, test: bool = True) -> dict:
+        """The scorer's reply for the model file `program`, checked to be for this request and these bytes;
+        test_bpb only when `test` (else nan)."""
         warm = self.ready(timeout)
         if warm["status"] != "ok":
             return warm
         sha256 = hashlib.sha256(Path(program).read_bytes()).hexdigest()
-        nonce = self.send({"program": str(program), "profile": profile, "device": device, "threads": threads})
+        request = {"program": str(program), "profile": profile, "device": device, "threads": threads, "test": test}
+        nonce = self.send(request)
         return self.receive(timeout, nonce, sha256, cpu_clock=device == "cpu")
 
     def close(self) -> None:
