@@ -14,6 +14,7 @@ import time
 
 import ray
 
+from evolve import rebase
 from evolve.messages import Where
 from evolve.policy import Limits, Policy, RunAborted, Task
 from evolve.pool import StartFailed, WorkerPool
@@ -106,6 +107,8 @@ class Orchestrator:
         for slot, task in p.dispatch(time.monotonic()):
             self.pool.train(slot, task.source, task.seed, task.prune, test=task.kind == "confirm")
             self.progress.started(task, p.status(time.monotonic(), self._llm_cost(), self.proposer.in_flight))
+        for task in p.take_stale():
+            rebase.start(self.proposer, task, self.board.best(), p.generation())
         self._propose()
         if p.finished():
             return True
@@ -133,15 +136,18 @@ class Orchestrator:
         carried = self.proposer.take_unbilled()
         result = RunResult(status="interrupted", reason="the session ended before this child started")
         seed = Task(self.policy.seed_id, "", "noise", 0, "LLM usage of proposals that yielded no child", "seed")
-        billed = [task for task in self.policy.ready if task.llm]
+        unstarted = [*self.policy.ready, *self.policy.stale, *self.policy.rebasing.values()]
+        billed = [task for task in unstarted if task.llm]
         if carried:
-            target = (billed or [*self.policy.ready, seed])[0]
+            target = (billed or [*unstarted, seed])[0]
             target.llm = add_llm(target.llm, carried)
             billed = billed or [target]
         for task in billed:
             where = dict(started="", finished="", llm=task.llm)
             ray.get(self.population.record.remote(task.genome_id, result, kind=task.kind, generation=0, **where))
         self.policy.ready.clear()
+        self.policy.stale.clear()
+        self.policy.rebasing.clear()
 
     def _queue_leftovers(self) -> None:
         frame = ray.get(self.population.archive.remote())
@@ -159,9 +165,23 @@ class Orchestrator:
         for item in self.proposer.finished():
             if isinstance(item, Child):
                 self.policy.child_ready(item)
+            elif isinstance(item, rebase.Rebased):
+                self._rebased(item)
             else:
                 self.progress.proposal_failed(item)
                 self.policy.proposal_failed(item)
+
+    def _rebased(self, outcome: rebase.Rebased) -> None:
+        old = outcome.original.genome_id[:7]
+        if outcome.child is None:
+            self.progress.note(
+                f"child {old}'s parent was overtaken; no rebase ({outcome.reason}): it trains as proposed"
+            )
+        else:
+            self.progress.note(
+                f"child {old}'s parent was overtaken: rebased onto the best as {outcome.child.genome_id[:7]}"
+            )
+        self.policy.rebased(outcome.original, outcome.child)
 
     def _propose(self) -> None:
         p = self.policy
@@ -172,7 +192,12 @@ class Orchestrator:
                 p.generation(),
                 lambda rng: p.strategy.parents(self.board, rng),
                 lambda rng: p.strategy.transplant_parents(self.board, rng),
+                self._best_id() if self.proposer.mutators.llm_available else None,  # what rebases compare
             )
+
+    def _best_id(self) -> str | None:
+        best = self.board.best()
+        return best.id if best is not None else None
 
     def _started(self, ref: ray.ObjectRef) -> None:
         index, why = self.pool.started(ref)

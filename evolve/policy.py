@@ -17,54 +17,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from dataclasses import dataclass
 
-from evolve.confirm import DEFAULT_TOP, Confirmation, affordable_top
+from evolve.confirm import Confirmation, affordable_top
 from evolve.strategies import Board, Strategy
+from evolve.tasks import Limits, RunAborted, Running, Task
 from fitness.curves import Curve, PruneRule
 from fitness.result import RunResult
 from population.messages import Genome, LLMSpend
 
 MAX_PROPOSAL_FAILURES = 50  # in a row: the mutators can find nothing new, so the run stops
 MAX_SLOT_DEATHS = 3  # in a row, without a finished start-up in between: the slot is retired
-
-
-class RunAborted(Exception):
-    """The run cannot go on (the seed doesn't train, the mutators are stuck, no worker is left)."""
-
-
-@dataclass
-class Task:
-    genome_id: str
-    source: str
-    kind: str  # "noise" | "child" | "repeat" | "confirm"
-    seed: int
-    description: str = ""
-    operator: str = ""
-    llm: LLMSpend | None = None
-    attempts: int = 0  # worker deaths so far
-    parent: str | None = None  # a child's first parent (what a greedy line compares it with)
-    prune: PruneRule | None = None  # set at dispatch: the trainer stops the child if its curve trails this
-
-
-@dataclass(frozen=True)
-class Running:
-    task: Task
-    started: float
-
-
-@dataclass(frozen=True)
-class Limits:
-    target_children: int  # generations x population_size
-    population_size: int
-    noise_repeats: int
-    lookahead: int  # proposals kept ready beyond the idle slots
-    max_seconds: float = math.inf  # this session's wall clock (--max-hours)
-    max_llm_cost: float = math.inf  # whole run (--max-llm-cost)
-    max_worker_retries: int = 2  # re-queues of one task after its worker died
-    repeat_share: float = 0.5  # repeats started per child started, at most (repeats confirm would-be bests)
-    pruning: PruneRule | None = None  # children's rule, its parent's curve filled in at dispatch; None: none
-    confirm_top: int = DEFAULT_TOP  # genomes confirmed at fresh seeds at the end (evolve; 0: none)
 
 
 class Policy:
@@ -78,6 +40,8 @@ class Policy:
         self.inflight: dict[int, Running] = {}  # by slot
         self.urgent: deque[Task] = deque()  # noise, retries, unevaluated children of a stopped run
         self.ready: deque[Task] = deque()  # fresh children
+        self.stale: list[Task] = []  # LLM children whose parent was overtaken, for the driver to rebase
+        self.rebasing: dict[str, Task] = {}  # ...being rebased (evolve.rebase), by genome id
         self.children_done = children_done
         self.children_at_start = children_done
         self.stop_reason: str | None = None
@@ -109,9 +73,26 @@ class Policy:
         """A proposal gave a committed child (evolve.proposals.Child): it waits for a slot."""
         self.proposal_failures = 0
         parent = child.parents[0] if child.parents else None
-        self.ready.append(
-            Task(child.genome_id, child.source, "child", 0, child.description, child.operator, child.llm, parent=parent)
-        )
+        task = Task(child.genome_id, child.source, "child", 0, child.description, child.operator, child.llm)
+        task.parent, task.best_at_proposal = parent, child.best_at_pick
+        self.ready.append(task)
+
+    def take_stale(self) -> list[Task]:
+        """The children to rebase now (the driver starts each, and hands back the outcome to `rebased`)."""
+        taken, self.stale = self.stale, []
+        self.rebasing.update((t.genome_id, t) for t in taken)
+        return taken
+
+    def rebased(self, original: Task, child) -> None:
+        """A rebase finished: its child (evolve.proposals.Child) waits for a slot first; without one, the
+        original does, as proposed."""
+        self.rebasing.pop(original.genome_id, None)
+        if child is not None:
+            self.child_ready(child)
+            self.ready.appendleft(self.ready.pop())
+            return
+        original.rebase_tried = True
+        self.ready.appendleft(original)
 
     def proposal_failed(self, failure) -> None:
         """A proposal gave no child (evolve.proposals.Failure); too many in a row abort the run. An outage (the
@@ -186,9 +167,26 @@ class Policy:
             repeat = self._repeat()
             if repeat is not None:
                 return repeat
-            if self.ready:
-                return self.ready.popleft()
+            return self._fresh()
         return None
+
+    def _fresh(self) -> Task | None:
+        """The next fresh child; an LLM child whose parent was overtaken since it was proposed goes to
+        `stale` instead (evolve.rebase)."""
+        while self.ready:
+            task = self.ready.popleft()
+            if not self._overtaken(task):
+                return task
+            self.stale.append(task)
+        return None
+
+    def _overtaken(self, task: Task) -> bool:
+        """An LLM child, not rebased yet, proposed when the best was another genome than the best now, which
+        is not its parent either."""
+        if task.llm is None or task.operator not in ("mutate", "crossover") or task.rebase_tried:
+            return False
+        best = self.board.best() if task.best_at_proposal is not None else None
+        return best is not None and best.id not in (task.best_at_proposal, task.parent)
 
     def _repeat(self) -> Task | None:
         """A repeat evaluation of a would-be best (not one already running), when the noise gate asks."""
@@ -284,7 +282,8 @@ class Policy:
         """Children still to start: the target minus those done, running or queued."""
         running = sum(r.task.kind == "child" for r in self.inflight.values())
         queued = sum(t.kind == "child" for t in self.urgent)
-        return self.child_target() - self.children_done - running - queued - len(self.ready)
+        waiting = len(self.ready) + len(self.stale) + len(self.rebasing)
+        return self.child_target() - self.children_done - running - queued - waiting
 
     def child_target(self) -> int:
         """The children target less what confirmation costs (the budget charges it)."""

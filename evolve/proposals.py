@@ -25,7 +25,7 @@ from pathlib import Path
 import ray
 
 from evolve import notes
-from mutators import Context, LLMUsage, Mutators, ParentInfo, Proposal
+from mutators import Context, Draft, LLMUsage, Mutators, ParentInfo, Proposal
 from mutators.context import fence
 from mutators.merge import MergeError
 from mutators.prompting import unified_diff
@@ -54,6 +54,7 @@ class Child:
     description: str
     llm: LLMSpend | None  # LLM usage billed to this child (failed proposals' usage included)
     parents: tuple[str, ...] = ()
+    best_at_pick: str | None = None  # the run's best when its parents were picked (evolve.rebase)
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,10 @@ class Proposer:
         generation: int,
         pick: Callable[[random.Random], list[Genome]],
         pick_transplant: Callable[[random.Random], list[Genome]] = lambda rng: [],
+        best: str | None = None,
     ) -> None:
         """Begin one proposal: parents now (`pick`: the strategy's choice; `pick_transplant`: [best, donor]
-        for a transplant, or []), operator and commit in a thread."""
+        for a transplant, or []), operator and commit in a thread; `best`: the run's best now."""
         rng = random.Random(self.rng_seed * 1_000_003 + self.index)
         self.index += 1
         pair = pick_transplant(rng) if self.mutators.wants_transplant(rng) else []
@@ -129,7 +131,7 @@ class Proposer:
             distinct = list({p.id: p for p in parents}.values())
             op = self.mutators.choose_operator(rng, len(distinct))
             chosen = distinct[:2] if op in ("crossover", "merge") else distinct[:1]
-        future = self.pool.submit(self._propose, op, chosen, generation, rng)
+        future = self.pool.submit(self._propose, op, chosen, generation, rng, best)
         self.futures.add(future)
 
     def start_repair(self, child: Genome, error_tail: str, generation: int) -> bool:
@@ -159,7 +161,9 @@ class Proposer:
         return spend(carried)
 
     # --- in a mutator thread ----------------------------------------------------------------------
-    def _propose(self, op: str, parents: list[Genome], generation: int, rng: random.Random) -> Child | Failure:
+    def _propose(
+        self, op: str, parents: list[Genome], generation: int, rng: random.Random, best: str | None = None
+    ) -> Child | Failure:
         try:
             ancestor = None
             if len(parents) == 2:
@@ -167,8 +171,8 @@ class Proposer:
                 ancestor = base.source if base else None
             context = self._context(parents, rng)
             infos = [self._info(p) for p in parents]
-            proposal = self.mutators.propose(op, infos, ancestor, context, rng, self._is_duplicate)
-            return self._commit(proposal, generation, tuple(p.id for p in parents), rng.getrandbits(32))
+            proposal = self.mutators.propose(op, infos, ancestor, context, rng, self.is_duplicate)
+            return self._commit(proposal, generation, tuple(p.id for p in parents), rng.getrandbits(32), best)
         except PROPOSAL_FAILURES as e:  # one proposal's failure is counted (its run goes on); a bug is not caught
             log.exception("proposal %s failed", op)
             return Failure(op, "error", f"{type(e).__name__}: {e}", tuple(p.id for p in parents))
@@ -177,18 +181,20 @@ class Proposer:
         try:
             rng = random.Random(child.id)
             context = self._context([child], rng)
-            proposal = self.mutators.repair(self._info(child), error_tail, context, self._is_duplicate)
+            proposal = self.mutators.repair(self._info(child), error_tail, context, self.is_duplicate)
             return self._commit(proposal, generation, (child.id,), rng.getrandbits(32))
         except PROPOSAL_FAILURES as e:  # as in _propose
             log.exception("repair of %s failed", child.short_id)
             return Failure("repair", "error", f"{type(e).__name__}: {e}", (child.id,))
 
-    def _commit(self, proposal: Proposal, generation: int, asked: tuple[str, ...], tag: int) -> Child | Failure:
-        result = self._add(proposal, generation, asked)
+    def _commit(
+        self, proposal: Proposal, generation: int, asked: tuple[str, ...], tag: int, best: str | None = None
+    ) -> Child | Failure:
+        result = self._add(proposal, generation, asked, best)
         self._keep_transcript(proposal, result, tag)
         return result
 
-    def _add(self, proposal: Proposal, generation: int, asked: tuple[str, ...]) -> Child | Failure:
+    def _add(self, proposal: Proposal, generation: int, asked: tuple[str, ...], best: str | None) -> Child | Failure:
         usage = self._bill(proposal.usage)
         if not proposal.ok:
             self._carry(usage)
@@ -198,17 +204,7 @@ class Proposer:
         if usage is not None:  # kept with the genome too: billed from here if no evaluation of it is recorded
             meta["model"], meta["llm"] = usage.model, usage.record()
         try:
-            genome, is_new = ray.get(
-                self.population.add.remote(
-                    draft.source,
-                    draft.parent_ids,
-                    draft.operator,
-                    draft.description,
-                    generation,
-                    meta,
-                    changes=draft.changes,
-                )
-            )
+            genome, is_new = self.add(draft, generation, meta)
         except InvalidGenome as e:
             self._carry(usage)
             return Failure(draft.operator, "invalid", str(e), asked)
@@ -216,7 +212,14 @@ class Proposer:
             self._carry(usage)
             return Failure(draft.operator, "duplicate", f"same source as {genome.short_id}", asked)
         llm = spend(usage)
-        return Child(genome.id, genome.source, genome.operator, genome.description, llm, genome.parents)
+        return Child(genome.id, genome.source, genome.operator, genome.description, llm, genome.parents, best)
+
+    def add(self, draft: Draft, generation: int, meta: dict) -> tuple[Genome, bool]:
+        """Commit `draft` (the population refuses an invalid one): the genome, and False if it existed."""
+        added = self.population.add.remote(
+            draft.source, draft.parent_ids, draft.operator, draft.description, generation, meta, changes=draft.changes
+        )
+        return ray.get(added)
 
     def _keep_transcript(self, proposal: Proposal, result: Child | Failure, tag: int) -> None:
         """<run>/llm/<operator>-<tag>.json: the conversation, its usage and what came of it."""
@@ -247,7 +250,7 @@ class Proposer:
         with self._carry_lock:
             self.unbilled = usage if self.unbilled is None else self.unbilled + usage
 
-    def _is_duplicate(self, source: str) -> bool:
+    def is_duplicate(self, source: str) -> bool:
         return ray.get(self.population.has_source.remote(source))
 
     def _info(self, genome: Genome) -> ParentInfo:

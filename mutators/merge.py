@@ -19,7 +19,7 @@ from mutators.knobmerge import MergeError, knob_three_way, three_way, transplant
 from mutators.messages import Draft, ParentInfo, Proposal, failed, one_line
 from mutators.offline import consistent, find_knobs
 
-__all__ = ["MergeError", "merge", "prefers_second", "three_way", "transplant"]
+__all__ = ["MergeError", "merge", "prefers_second", "rebase", "three_way", "transplant"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,27 @@ def transplant(
         return failed(verdict[0], "transplant", verdict[1])
     description = one_line(f"transplant from {donor.id[:7]}: {', '.join(c.split(' (from')[0] for c in done.changes)}")
     return Proposal("ok", "transplant", draft=Draft(done.source, description, "transplant", (best.id,), done.changes))
+
+
+def rebase(
+    child: ParentInfo, onto: ParentInfo, parent: str, is_duplicate: IsDuplicate | None, profile: str
+) -> Proposal:
+    """`child`'s changes against its parent (source `parent`) applied to `onto` by a 3-way merge; where both
+    changed a knob the child's value wins (its idea is what is being tried). A failed Proposal says why not."""
+    try:
+        done = knob_three_way(parent, onto.source, child.source, profile, (onto.id, child.id), prefer_b=True)
+    except MergeError as e:
+        return failed("conflict", "rebase", str(e))
+    except SyntaxError as e:
+        return failed("invalid", "rebase", one_line(f"a genome or the merged text does not parse: {e}"))
+    if done.conflicts:
+        return failed("conflict", "rebase", f"{done.conflicts} conflicting hunk(s) between {onto.id} and {child.id}")
+    verdict = _verdict(done.source, [onto.source, child.source], is_duplicate, profile)
+    if verdict is not None:
+        return failed(verdict[0], "rebase", verdict[1])
+    description = one_line(f"{child.description} (rebased onto {onto.id[:7]})")
+    changes = (f"{child.id[:7]}'s changes rebased onto {onto.id[:7]}, the new best", *done.changes)
+    return Proposal("ok", "rebase", draft=Draft(done.source, description, "rebase", (onto.id, child.id), changes))
 
 
 def _verdict(source: str, parents: list[str], is_duplicate: IsDuplicate | None, profile: str) -> tuple[str, str] | None:

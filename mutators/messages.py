@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-OPERATORS = ("mutate", "crossover", "repair", "hyperparam", "merge", "transplant")
+OPERATORS = ("mutate", "crossover", "repair", "hyperparam", "merge", "transplant", "rebase")
 LLM_OPERATORS = ("mutate", "crossover", "repair")
 OFFLINE_OPERATORS = ("hyperparam", "merge", "transplant")
 # ok: a draft was produced. malformed: the LLM never answered with usable edits. duplicate: the only

@@ -174,8 +174,11 @@ class Population:
 
     def unevaluated(self) -> list[Genome]:
         """Committed genomes (the seed aside) with no finished evaluation: children in flight when a run
-        stopped, or interrupted by it. A resumed run trains these first."""
-        ids = [g for g in self._store.order() if g != self._seed_id and g not in self._evaluated]
+        stopped, or interrupted by it. A resumed run trains these first. Not among them: an unevaluated
+        genome another was built from (a child rebased onto a new best before it trained: evolve.rebase)."""
+        order = self._store.order()
+        built_from = {p for g in order if self._store.operator_of(g) == "rebase" for p in self._store.parents_of(g)}
+        ids = [g for g in order if g != self._seed_id and g not in self._evaluated and g not in built_from]
         ids = [g for g in ids if self._store.operator_of(g) != IMPORTED]  # never trained here
         return [self._store.get(g) for g in ids]
 
