@@ -34,6 +34,7 @@ class Progress:
     improved: np.ndarray  # bool: this child became the best (results.tsv's "keep")
     best: np.ndarray  # the best's mean val_bpb just before child 1..n+1 started (nan while there is none)
     failed: np.ndarray  # child numbers of failed children
+    pruned: np.ndarray  # child numbers of children stopped early on their loss curve (not failures)
     descriptions: tuple[str, ...]  # of the ok children
     seed_val_bpb: float
     confirmed_index: np.ndarray  # child number (0: the seed) of each genome confirmed at fresh seeds
@@ -53,13 +54,15 @@ def progress(frame: pd.DataFrame, seed_id: str, config: PopulationConfig) -> Pro
     number = np.arange(1, len(children) + 1)
     values = children.val_bpb.to_numpy(dtype=float)
     ok = (children.status == "ok").to_numpy() & np.isfinite(values)
+    stopped = (children.status == "pruned").to_numpy()
     seed_rows = frame[(frame.genome_id == seed_id) & (frame.status == "ok")].val_bpb
     return Progress(
         index=number[ok],
         val_bpb=values[ok],
         improved=children.genome_id[ok].isin(kept).to_numpy(dtype=bool),
         best=np.asarray(best, dtype=float),
-        failed=number[~ok],
+        failed=number[~ok & ~stopped],
+        pruned=number[stopped],
         descriptions=tuple(children.description[ok]),
         seed_val_bpb=float(seed_rows.mean()) if len(seed_rows) else math.nan,
         **_confirmed(frame, children, seed_id),
@@ -112,9 +115,13 @@ def progress_figure(data: Progress) -> Figure:
             bottom = ax.get_xaxis_transform()  # x in data, y in axes coordinates: failures sit along the bottom
             ax.scatter(data.failed, np.full(len(data.failed), 0.03), transform=bottom, marker="x", c=RED, s=24,
                        label=f"failed ({len(data.failed)})", gid="failed")  # fmt: skip
+        if len(data.pruned):
+            bottom = ax.get_xaxis_transform()
+            ax.scatter(data.pruned, np.full(len(data.pruned), 0.03), transform=bottom, marker="v", c=GRAY, s=20,
+                       label=f"pruned ({len(data.pruned)})", gid="pruned")  # fmt: skip
         for x, y, text in zip(data.index[imp], data.val_bpb[imp], np.asarray(data.descriptions)[imp], strict=True):
             ax.annotate(_short(text, 40), (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8, rotation=15)
-        children = len(data.index) + len(data.failed)
+        children = len(data.index) + len(data.failed) + len(data.pruned)
         ax.set_title(f"evolve: {children} children, {int(imp.sum())} became the best")
         ax.set_xlabel("child #")
         ax.set_ylabel("val_bpb (lower is better)")

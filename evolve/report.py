@@ -31,7 +31,8 @@ def summarize(pop: Population, frame: pd.DataFrame, stats: dict[str, GenomeStats
     best = (pop.best() or pop.seed()).id
     sigma = pop.noise_sigma()
     children = frame[(frame.kind == "child") & (frame.status != "interrupted")]
-    failed = children[children.status != "ok"].status.value_counts()
+    failed = children[~children.status.isin(("ok", "pruned"))].status.value_counts()  # pruned: stopped, not failed
+    pruned = int((children.status == "pruned").sum())
     scores = pop.summary()  # the population's scores: the confirmation means once the best is confirmed
     known = scores.best_val_bpb is not None and scores.seed_val_bpb is not None
     gap = scores.best_val_bpb - scores.seed_val_bpb if known else math.nan
@@ -41,6 +42,7 @@ def summarize(pop: Population, frame: pd.DataFrame, stats: dict[str, GenomeStats
         ("genomes", f"{len(stats)} evaluated ({scores.genomes} committed)"),
         ("evaluations", _by_kind(frame)),
         ("children", str(len(children))),
+        ("pruned children", _rate(pruned, len(children)) + " (loss curve trailed the parent's: stopped early)"),
         ("failed children", _rate(int(failed.sum()), len(children))),
         *((f"  {status}", _rate(int(n), len(children)) + _commonest(children, status)) for status, n in failed.items()),
         ("seed val_bpb", _mean(stats.get(seed))),

@@ -50,7 +50,7 @@ def _expected_progress(frame, seed_id, config):
             points.append((number, row.val_bpb))
             if row.genome_id in {s.best_id for s in steps}:
                 improvements.append((number, row.val_bpb))
-        else:
+        elif row.status != "pruned":  # a pruned child is drawn apart, as stopped rather than failed
             failed.append(number)
     return seed, points, improvements, failed, [*running, steps[-1].val_bpb]
 
@@ -110,8 +110,9 @@ def test_report_summary_counts_children_failures_best_and_spend(smoke_run, repor
     rows = {line[:16].strip(): line[16:].strip() for line in summary.splitlines()}
     with Population.read(smoke_run.run_dir) as pop:
         children = pop.archive().query("kind == 'child'")
-    failed = int((children.status != "ok").sum())
+    failed, pruned = int((~children.status.isin(("ok", "pruned"))).sum()), int((children.status == "pruned").sum())
     assert rows["children"] == "4" and rows["failed children"] == f"{failed} ({failed / 4:.0%})"
+    assert rows["pruned children"].startswith(f"{pruned} ({pruned / 4:.0%})")
     assert rows["crash"] == "1 (25%)  e.g. RuntimeError: deliberate crash before training"
     with Population.read(smoke_run.run_dir) as pop:
         frame, best, sigma, scores = pop.archive(), (pop.best() or pop.seed()), pop.noise_sigma(), pop.summary()
