@@ -17,7 +17,7 @@ import ray
 from evolve import rebase
 from evolve.messages import Where
 from evolve.policy import Limits, Policy, RunAborted, Task
-from evolve.pool import StartFailed, WorkerPool
+from evolve.pool import RESTARTING, StartFailed, WorkerPool
 from evolve.progress import Progress
 from evolve.proposals import Child, Outcome, Proposer, add_llm
 from evolve.strategies import Strategy
@@ -203,6 +203,10 @@ class Orchestrator:
         index, why = self.pool.started(ref)
         if why is None:
             self.policy.slot_ready(index)
+            return
+        if why == RESTARTING:  # the call reached the worker while Ray restarts it: ask again shortly
+            time.sleep(0.5)
+            self.pool.start(index)
             return
         self.progress.note(f"trainer worker {index} died while starting ({why[:120]})")
         self._restart(index)

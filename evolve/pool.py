@@ -16,6 +16,7 @@ from fitness.curves import PruneRule
 from fitness.result import RunResult
 
 WORKER_DIED = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError)
+RESTARTING = "restarting"  # started()'s answer for a worker Ray is still restarting: ask again, not a death
 
 
 class StartFailed(Exception):
@@ -52,6 +53,8 @@ class WorkerPool:
         index = self.starting.pop(ref)
         try:
             info = ray.get(ref)
+        except ray.exceptions.ActorUnavailableError:  # Ray is restarting it (after a death already counted)
+            return index, RESTARTING
         except WORKER_DIED as e:
             return index, one_line(e)
         except ray.exceptions.RayTaskError as e:
