@@ -41,13 +41,30 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from benchmarks import search_report
+from benchmarks.simrun import SimConfig
+from evolve.settings import DEFAULT_PRUNE, PRUNING
 from experiments import profiles
 from fitness.profile import Profile
+from population.messages import PopulationConfig
 
 SEED_GENOME = Path(__file__).resolve().parents[1] / "trainer" / "seeds" / "train.py"
 METHODS = ("evolve", "greedy", "greedy_equal_wall", "parallel_greedy", "independent_greedy", "random")
 STRATEGY = {"evolve": "evolve", "greedy": "greedy", "greedy_equal_wall": "greedy",
             "parallel_greedy": "parallel-greedy", "independent_greedy": "independent", "random": "random"}  # fmt: skip
+# evolve with one of issue 16's changes undone: the real benchmark's half of the README's ablation. `evolve`
+# itself runs a run's defaults (pruning included); the baselines run as a user would run them elsewhere,
+# without pruning.
+VARIANTS = {
+    "evolve_no_pruning": {"pruning": None},
+    "evolve_paired": {"population": PopulationConfig(paired=True)},
+    "evolve_no_confirmation": {"confirm_top": 0},
+    "evolve_before": {  # the selection before issue 16: k=3 over the survivors, no confirmation, no pruning
+        "population": PopulationConfig(parent_pool="survivors", tournament_share=0.0),
+        "confirm_top": 0,
+        "pruning": None,
+    },
+}
+STRATEGY |= dict.fromkeys(VARIANTS, "evolve")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +86,14 @@ def plan(method: str, setting: Setting) -> tuple[str, int, int]:
         rounds = math.ceil((setting.children + setting.noise_repeats) / setting.slots)
         return "greedy", 1, rounds * setting.slots - setting.noise_repeats
     return STRATEGY[method], setting.slots, setting.children
+
+
+def config(method: str, setting: Setting) -> SimConfig:
+    """What `method` runs with: evolve as a run's defaults (a variant with its one change), the rest as
+    before issue 16's pruning."""
+    pruning = PRUNING if STRATEGY[method] == "evolve" and DEFAULT_PRUNE else None
+    base = SimConfig(noise_repeats=setting.noise_repeats, fresh_seeds=setting.confirm_seeds, pruning=pruning)
+    return dataclasses.replace(base, **VARIANTS.get(method, {}))
 
 
 def bench_profile(name: str, budget: float, eval_tokens: int | None) -> Profile:
@@ -113,14 +138,13 @@ def prime(setting: Setting, training_seed: int) -> None:
 
 def job(method: str, seed: int, setting: Setting) -> dict:
     """One run of `method` at search seed `seed` on the real landscape (in a pool process)."""
-    from benchmarks.simrun import SimConfig, run_strategy
+    from benchmarks.simrun import run_strategy
 
     started = time.perf_counter()
     real = landscape(setting, f"{method}-{seed}")
     trained, reused = real.trained, real.reused
     strategy, slots, children = plan(method, setting)
-    config = SimConfig(noise_repeats=setting.noise_repeats, fresh_seeds=setting.confirm_seeds)
-    history = run_strategy(strategy, real, slots, children, seed, config)
+    history = run_strategy(strategy, real, slots, children, seed, config(method, setting))
     seed_genome = real.seed_genome()
     confirm = {
         name: [real.row(k, s)["val_bpb"] for s in setting.confirm_seeds]
@@ -132,7 +156,8 @@ def job(method: str, seed: int, setting: Setting) -> dict:
         "children": history.children, "evaluations": len(history.evaluations),
         "budget_seconds": history.budget_seconds, "pick": history.pick, "pick_changes": changes,
         "gain": _finite(history.gain), "confirm_val_bpb": confirm,
-        "by_kind": {k: sum(e[1] == k for e in history.evaluations) for k in ("noise", "child", "repeat")},
+        "by_kind": {k: sum(e[1] == k for e in history.evaluations) for k in ("noise", "child", "repeat", "confirm")},
+        "pruned": history.pruned, "false_prunes": history.false_prunes,
         "trained": real.trained - trained, "reused": real.reused - reused, "job_seconds": time.perf_counter() - started,
     }  # fmt: skip
 
@@ -195,7 +220,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=5, help="search seeds")
     p.add_argument("--noise-repeats", type=int, default=3, help="evaluations of the seed genome in each run")
     p.add_argument("--confirm-seeds", type=int, default=3, help="fresh training seeds each pick is retrained at")
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=[*METHODS, *VARIANTS],
+        default=list(METHODS),
+        help=f"methods to run; evolve's ablation variants: {', '.join(VARIANTS)}",
+    )
     p.add_argument("--landscapes", type=int, default=20, help="surrogate landscapes the simulator runs")
     p.add_argument("--workers", type=int, default=2, help="runs trained at a time (one core each)")
     p.add_argument("--work", type=Path, default=Path("runs/bench-search"), help="evaluations and finished runs")
@@ -238,7 +269,7 @@ def simulate(args: argparse.Namespace, setting: Setting) -> dict:
     path, key = args.work / "simulated.json", {"methods": list(args.methods), "landscapes": args.landscapes}
     if path.exists() and (kept := json.loads(path.read_text()))["key"] == key:
         return kept["figures"]
-    figures = search_report.simulate(args, setting, plan)
+    figures = search_report.simulate(args, setting, plan, config)
     path.write_text(json.dumps({"key": key, "figures": figures}, indent=1) + "\n")
     return figures
 

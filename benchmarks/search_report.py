@@ -137,22 +137,21 @@ def compute(runs: list[dict], cache: Path) -> dict:
     }
 
 
-def simulate(args, setting, plan) -> dict:
+def simulate(args, setting, plan, config) -> dict:
     """The same methods at the same setting (slots, children, noise evaluations, confirmation seeds) on
     `args.landscapes` surrogate landscapes (benchmarks.simulate's): median gain by method and its ranking."""
     from benchmarks import landscape_data, landscape_fit
     from benchmarks.landscape import SurrogateLandscape
-    from benchmarks.simrun import SimConfig, run_strategy
+    from benchmarks.simrun import run_strategy
 
     observations = landscape_data.load()
     lam = landscape_fit.best_lambda(observations)[0]
-    config = SimConfig(noise_repeats=setting.noise_repeats, fresh_seeds=setting.confirm_seeds)
     found: dict[str, list[float]] = {m: [] for m in args.methods}
     for seed in range(1, args.landscapes + 1):
         landscape = SurrogateLandscape.fitted(seed, observations, lam)
         for method in args.methods:
             strategy, slots, children = plan(method, setting)
-            found[method].append(run_strategy(strategy, landscape, slots, children, seed, config).gain)
+            found[method].append(run_strategy(strategy, landscape, slots, children, seed, config(method, setting)).gain)
     medians = {m: statistics.median(g) for m, g in found.items()}
     return {
         "landscapes": args.landscapes,

@@ -51,8 +51,9 @@ def test_search_benchmark_reports_every_method_and_resumes_from_its_cache(tmp_pa
     agreement = report["simulator"]["agreement"]
     assert sorted(agreement["real_ranking"]) == sorted(agreement["simulated_ranking"]) == sorted(METHODS)
     # one slot, one child: every method's first child is the same proposal (shared random streams), so
-    # the six runs train four genome-seed pairs at most: the seed and the child at seed 0 and at 1000
-    assert 2 <= report["compute"]["evaluations"] <= 4
+    # the six runs train five genome-seed pairs at most: the seed and the child at seed 0 and at 1000, and
+    # evolve's repeat of that child (pruning stops evolve at the wall clock, not at its one child)
+    assert 2 <= report["compute"]["evaluations"] <= 5
     first = {m: s["gains"] for m, s in report["methods"].items()}
 
     search(*TINY, "--out", str(out), "--work", str(work))  # resumes: every run is already done
@@ -80,6 +81,26 @@ def test_greedy_gets_the_slot_time_of_the_others_on_one_slot_and_greedy_equal_wa
     assert plan("parallel_greedy", setting) == ("parallel-greedy", 8, 61)
     odd = Setting(profiles.load("smoke"), slots=8, children=60, noise_repeats=3, confirm_seeds=(1000,), cache="")
     assert plan("greedy", odd) == ("greedy", 1, 61)  # the others' last round is part-empty but paid for
+
+
+def test_evolve_runs_a_runs_defaults_its_variants_undo_one_change_and_the_baselines_do_not_prune():
+    from benchmarks.search import VARIANTS, Setting, config, plan
+    from evolve.confirm import DEFAULT_TOP
+    from evolve.settings import PRUNING
+    from experiments import profiles
+
+    setting = Setting(profiles.load("smoke"), slots=8, children=61, noise_repeats=3, confirm_seeds=(1000,), cache="")
+    evolve = config("evolve", setting)
+    assert evolve.pruning == PRUNING and evolve.confirm_top == DEFAULT_TOP and not evolve.population.paired
+    assert evolve.noise_repeats == 3 and evolve.fresh_seeds == (1000,)
+    for method in ("greedy", "greedy_equal_wall", "parallel_greedy", "independent_greedy", "random"):
+        assert config(method, setting).pruning is None
+    assert config("evolve_no_pruning", setting).pruning is None
+    assert config("evolve_paired", setting).population.paired and config("evolve_paired", setting).pruning
+    assert config("evolve_no_confirmation", setting).confirm_top == 0
+    before = config("evolve_before", setting)
+    assert before.population.parent_pool == "survivors" and before.population.tournament_share == 0
+    assert all(plan(v, setting) == ("evolve", 8, 61) for v in VARIANTS)
 
 
 def test_the_ratio_is_of_median_gains_over_paired_seeds_with_a_bootstrap_interval_around_it():
