@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import random
+import signal
+import threading
 import time
 
 import ray
@@ -27,6 +29,7 @@ from population.messages import Fitness, Genome
 
 log = logging.getLogger(__name__)
 NOWHERE = Where()  # an evaluation that never reached a worker
+WAIT_S = 1.0  # the longest a turn waits for a result: also how long a Ctrl-C may wait for its answer
 
 __all__ = ["Limits", "Orchestrator", "RunAborted"]
 
@@ -83,8 +86,9 @@ class Orchestrator:
         self.pool.start_all()
         self._queue_leftovers()
         try:
-            while not self._turn():
-                pass
+            with StopSignals() as stop:
+                while not self._turn():
+                    stop.check()
         except KeyboardInterrupt:
             self.interrupt("the run was stopped (Ctrl-C) while this evaluation trained")
             return "interrupted (Ctrl-C)"
@@ -115,7 +119,7 @@ class Orchestrator:
         waiting = self.pool.waiting()
         if not waiting and not self.proposer.in_flight and not p.urgent and not p.ready:
             raise RunAborted("nothing to run: no evaluation in flight and no proposal pending")
-        wait = 0.05 if self.proposer.in_flight else 5.0
+        wait = 0.05 if self.proposer.in_flight else WAIT_S
         done, _ = ray.wait(waiting, num_returns=1, timeout=wait) if waiting else ([], [])
         if not waiting:
             time.sleep(wait)
@@ -289,3 +293,38 @@ class Orchestrator:
             "",
         )
         self.proposer.outcomes[row.genome_id] = outcome
+
+
+class StopSignals:
+    """Ctrl-C (SIGINT) and SIGTERM while the loop runs: the first is a request the loop answers at the end of
+    its turn (within WAIT_S), the second interrupts at once.
+
+    The handler only sets a flag. Python's default turns Ctrl-C into a KeyboardInterrupt raised in whatever
+    the main thread runs at that moment, and there it can be lost: an exception raised in a finalizer (such
+    as one of Ray's handles, collected after a trainer worker died) or in a callback a native library runs
+    is printed and dropped, and the run went on to its end. A flag cannot be dropped."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt  # the second: at once
+        self.received = signal.Signals(signum).name
+
+    def check(self) -> None:
+        """Raises KeyboardInterrupt once a stop signal has come."""
+        if self.received is not None:
+            raise KeyboardInterrupt

@@ -182,3 +182,32 @@ def test_a_compaction_the_disk_refuses_is_postponed_and_no_row_is_in_doubt(tmp_p
     assert not [p for p in (tmp_path / "log").iterdir() if p.name.startswith(".tmp-")]  # no half-written file
     reopened = SegmentLog(tmp_path / "log", pa.schema([("i", pa.int64()), ("blob", pa.binary())]), fanout=4)
     assert reopened.read().column("i").to_pylist() == list(range(10))
+
+
+def test_a_stop_signal_during_the_loop_is_a_request_it_cannot_lose_and_a_second_one_interrupts_at_once():
+    """Ctrl-C or SIGTERM while the driver loop runs only sets a flag the loop checks after each turn (a
+    KeyboardInterrupt raised wherever the main thread is can be dropped there, e.g. inside a finalizer)."""
+    import signal
+
+    from evolve.orchestrator import StopSignals
+
+    before = {sig: signal.getsignal(sig) for sig in StopSignals.SIGNALS}
+
+    class Dropping:  # what a finalizer does with an exception: prints it and goes on
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs at one of these bytecodes, inside __del__
+                pass
+
+    with StopSignals() as stop:
+        Dropping()  # collected at once, the signal handled inside its __del__
+        assert stop.received == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            stop.check()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)  # the second stop signal: at once
+            for _ in range(1000):
+                pass
+    assert {sig: signal.getsignal(sig) for sig in StopSignals.SIGNALS} == before
+    with StopSignals() as stop:
+        stop.check()  # nothing received: the loop goes on
