@@ -31,6 +31,7 @@ from pathlib import Path
 
 from benchmarks import ready_scorer
 from benchmarks.landscape import Evaluation
+from fitness import data
 from fitness.profile import Profile
 from fitness.result import RunResult
 from mutators.offline import find_knobs, rewrite
@@ -65,6 +66,8 @@ class Evaluator:
 
     def __call__(self, source: str, seed: int, kind: str, description: str) -> dict:
         if self.scorer is None:  # a worker's one-time start, charged to no child (as a run's worker warms it)
+            p = self.profile  # the data and tokenizer first, as a worker prepares them before it warms its scorer
+            data.prepare(p.dataset, p.vocab_size, (p.seq_len,), p.num_shards)
             self.scorer = scorer_process(self.config.threads)
             ready_scorer(self.scorer, self.profile, self.config.threads, START_TIMEOUT_S, self.label)
         mine, scorer = _own_cpu(), _tree_cpu(self.scorer)
@@ -117,6 +120,7 @@ class RealLandscape:
 
     def __init__(self, profile: Profile, cache: Path, label: str = "real") -> None:
         self.profile, self.cache = profile, cache
+        self.curves = False  # True: a run that prunes reads this landscape (see `evaluate`)
         self.seed_source = SEED_GENOME.read_text()
         self.knobs = {k.name: k for k in find_knobs(self.seed_source, profile.name)}
         self.evaluator = Evaluator(profile, label)
@@ -158,9 +162,38 @@ class RealLandscape:
 
     def evaluate(self, genome: dict, training_seed: int) -> Evaluation:
         row = self.row(genome, training_seed)
+        if self.curves and row["status"] == "ok" and "loss_curve" not in row:
+            row = self._backfill(genome, training_seed)
         val = row["val_bpb"] if row["status"] == "ok" else None
-        curve = tuple(tuple(point) for point in row.get("loss_curve", ()))  # rows cached before curves: none
+        curve = tuple(tuple(point) for point in row.get("loss_curve", ()))
         return Evaluation(val, row["cost_seconds"], curve)
+
+    def _backfill(self, genome: dict, training_seed: int) -> dict:
+        """A row cached before rows kept loss curves, read by a run that prunes: the genome is trained again
+        at the same seed for its curve. The row keeps its score and cost (every method reads those, so they
+        stay what the other runs saw) and says where the curve came from (`curve_backfill`: the retraining's
+        own score and steps)."""
+        source = self.source(genome)
+        path = self.cache / f"{source_id(source)}-{training_seed}.json"
+        lock = path.with_suffix(".curvelock")
+        while "loss_curve" not in (row := json.loads(path.read_text())):
+            if not _lock(lock):
+                time.sleep(WAIT_S)
+                continue
+            try:
+                row = json.loads(path.read_text())
+                if "loss_curve" in row:
+                    break
+                again = self.evaluator(source, training_seed, "curve", "")
+                self.trained += 1
+                row["loss_curve"] = again["loss_curve"]
+                row["curve_backfill"] = {k: again[k] for k in ("status", "val_bpb", "num_steps", "cost_seconds")}
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(row))
+                tmp.rename(path)
+            finally:
+                lock.unlink()
+        return row
 
     def close(self) -> None:
         self.evaluator.close()

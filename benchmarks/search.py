@@ -144,7 +144,9 @@ def job(method: str, seed: int, setting: Setting) -> dict:
     real = landscape(setting, f"{method}-{seed}")
     trained, reused = real.trained, real.reused
     strategy, slots, children = plan(method, setting)
-    history = run_strategy(strategy, real, slots, children, seed, config(method, setting))
+    chosen = config(method, setting)
+    real.curves = chosen.pruning is not None
+    history = run_strategy(strategy, real, slots, children, seed, chosen)
     seed_genome = real.seed_genome()
     confirm = {
         name: [real.row(k, s)["val_bpb"] for s in setting.confirm_seeds]

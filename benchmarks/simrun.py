@@ -23,7 +23,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from evolve.confirm import DEFAULT_TOP
+from evolve.confirm import DEFAULT_TOP, affordable_top
 from evolve.policy import Limits, Policy, RunAborted
 from evolve.proposals import Child, Failure
 from evolve.strategies import make_strategy
@@ -218,7 +218,9 @@ def run_strategy(
     target = children if config.pruning is None else PRUNED_TARGET * children
     limits = Limits(target, config.population.population_size, config.noise_repeats, 0, budget, math.inf,
                     repeat_share=config.repeat_share, pruning=config.pruning,
-                    confirm_top=config.confirm_top)  # fmt: skip
+                    confirm_top=affordable_top(config.confirm_top, children))  # fmt: skip
+    # the confirmation a run of `children` children affords: a pruned run's target is raised only so that
+    # its clock, not its count, stops it
     chosen = make_strategy(strategy, board.seed().id, slots)
     policy = Policy(limits, chosen, board, slots, children_done=0, now=0.0)
     for slot in range(slots):

@@ -122,3 +122,28 @@ def test_rankings_agree_only_when_both_order_the_common_methods_alike():
     assert same["same_order"] and same["same_best"] and same["kendall_tau"] == 1
     flipped = agreement(["evolve", "greedy", "random"], ["random", "greedy", "evolve"])
     assert not flipped["same_order"] and not flipped["same_best"] and flipped["kendall_tau"] == -1
+
+
+@pytest.mark.timeout(900)
+def test_a_run_that_prunes_gets_the_curve_a_row_cached_without_one_lacks_and_the_row_keeps_its_score(tmp_path):
+    from benchmarks.real_landscape import RealLandscape, source_id
+    from benchmarks.search import bench_profile
+
+    real = RealLandscape(bench_profile("smoke", 0.5, None), tmp_path / "cache")
+    try:
+        seed = real.seed_genome()
+        assert real.evaluate(seed, 0).loss_curve  # a row trained now keeps its curve
+        path = tmp_path / "cache" / f"{source_id(real.source(seed))}-0.json"
+        row = json.loads(path.read_text())
+        del row["loss_curve"]  # as rows cached before curves were kept
+        row["val_bpb"], row["cost_seconds"] = 9.0, 99.0  # what the other methods' runs saw, whatever it was
+        path.write_text(json.dumps(row))
+        assert real.evaluate(seed, 0) == (9.0, 99.0, ())  # a run that does not prune trains nothing
+        assert real.trained == 1
+        real.curves = True
+        filled = real.evaluate(seed, 0)
+        assert filled.val_bpb == 9.0 and filled.cost_seconds == 99.0 and len(filled.loss_curve) >= 10
+        assert real.trained == 2 and json.loads(path.read_text())["curve_backfill"]["status"] == "ok"
+        assert real.evaluate(seed, 0) == filled and real.trained == 2  # once
+    finally:
+        real.close()

@@ -150,6 +150,17 @@ def test_with_pruning_a_run_trains_more_children_in_the_same_wall_clock(landscap
     )
 
 
+def test_a_pruned_run_confirms_as_many_genomes_as_the_same_run_unpruned(landscape):
+    """Pruning raises a run's child target only so its clock stops it: the confirmation step (sized by what
+    the run's children can afford) is the unpruned run's, not one sized for four times the children."""
+    config = SimConfig(pruning=PruneRule(()))
+    for children in (61, 400):
+        plain = run_strategy("evolve", landscape, slots=8, children=children, seed=2)
+        pruned = run_strategy("evolve", landscape, slots=8, children=children, seed=2, config=config)
+        confirms = [sum(e[1] == "confirm" for e in h.evaluations) for h in (plain, pruned)]
+        assert confirms[0] == confirms[1] > 0, (children, confirms)
+
+
 def test_the_prune_ablation_reports_each_setting_against_the_same_strategy_unpruned(tmp_path):
     out = tmp_path / "prune.json"
     args = [
