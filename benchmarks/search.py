@@ -58,6 +58,7 @@ VARIANTS = {
     "evolve_no_pruning": {"pruning": None},
     "evolve_paired": {"population": PopulationConfig(paired=True)},
     "evolve_no_confirmation": {"confirm_top": 0},
+    "evolve_confirm_tenth": {"confirm_share": 0.1},  # the step allowed a tenth of the children before
     "evolve_before": {  # the selection before issue 16: k=3 over the survivors, no confirmation, no pruning
         "population": PopulationConfig(parent_pool="survivors", tournament_share=0.0),
         "confirm_top": 0,

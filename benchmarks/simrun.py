@@ -23,7 +23,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from evolve.confirm import DEFAULT_TOP, affordable_top
+from evolve.confirm import CONFIRM_SHARE, DEFAULT_TOP, affordable_top
 from evolve.policy import Limits, Policy, RunAborted
 from evolve.proposals import Child, Failure
 from evolve.strategies import make_strategy
@@ -48,6 +48,7 @@ class SimConfig:
     pruning: PruneRule | None = None  # evolve.policy.Limits.pruning
     transplant_rate: float = MutatorConfig().transplant_rate  # the real run's default
     confirm_top: int = DEFAULT_TOP
+    confirm_share: float = CONFIRM_SHARE  # evolve.confirm.affordable_top
     fresh_seeds: tuple[int, ...] = FRESH_SEEDS  # where each run's pick is confirmed
 
 
@@ -218,7 +219,8 @@ def run_strategy(
     target = children if config.pruning is None else PRUNED_TARGET * children
     limits = Limits(target, config.population.population_size, config.noise_repeats, 0, budget, math.inf,
                     repeat_share=config.repeat_share, pruning=config.pruning,
-                    confirm_top=affordable_top(config.confirm_top, children))  # fmt: skip
+                    confirm_top=affordable_top(config.confirm_top, children, share=config.confirm_share),
+                    confirm_share=config.confirm_share)  # fmt: skip
     # the confirmation a run of `children` children affords: a pruned run's target is raised only so that
     # its clock, not its count, stops it
     chosen = make_strategy(strategy, board.seed().id, slots)

@@ -51,7 +51,8 @@ class Policy:
         self.evaluations = 0  # finished this session
         self.dispatched = {"child": 0, "repeat": 0}  # started this session, by kind
         self.curves: dict[str, Curve] = {}  # each genome's loss curve at training seed 0 (what pruning compares)
-        top = affordable_top(limits.confirm_top, limits.target_children) if strategy.confirms else 0
+        affordable = affordable_top(limits.confirm_top, limits.target_children, share=limits.confirm_share)
+        top = affordable if strategy.confirms else 0
         self.confirmation = Confirmation(top)
 
     # --- work in ------------------------------------------------------------------------------------

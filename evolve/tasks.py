@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from evolve.confirm import DEFAULT_TOP
+from evolve.confirm import CONFIRM_SHARE, DEFAULT_TOP
 from fitness.curves import PruneRule
 from population.messages import LLMSpend
 
@@ -48,3 +48,4 @@ class Limits:
     repeat_share: float = 0.5  # repeats started per child started, at most (repeats confirm would-be bests)
     pruning: PruneRule | None = None  # children's rule, its parent's curve filled in at dispatch; None: none
     confirm_top: int = DEFAULT_TOP  # genomes confirmed at fresh seeds at the end (evolve; 0: none)
+    confirm_share: float = CONFIRM_SHARE  # the most of the children target the step may cost

@@ -314,10 +314,10 @@ def test_the_top_by_search_score_and_the_seed_are_confirmed_at_fresh_seeds_and_t
     paired,
 ):
     pop = paired
-    policy = make_policy(pop, slots=1, target=90, confirm_top=2)  # 3 genomes x 3 seeds: 81 children left
+    policy = make_policy(pop, slots=1, target=180, confirm_top=2)  # 3 genomes x 3 seeds: 171 children left
     pop.record(pop.seed().id, ok(3.0), kind="noise", generation=0, **WHEN)
-    assert policy.child_target() == 81
-    children = run_children(pop, policy, [2.9 - i / 10000 for i in range(81)])
+    assert policy.child_target() == 171
+    children = run_children(pop, policy, [2.9 - i / 10000 for i in range(171)])
     lucky, runner_up = children[-1].genome_id, children[-2].genome_id
     assert pop.best().id == lucky and not pop.summary().best_confirmed
     confirmed = set()
@@ -326,7 +326,7 @@ def test_the_top_by_search_score_and_the_seed_are_confirmed_at_fresh_seeds_and_t
         confirmed.add((task.genome_id, task.seed))
         finish(pop, policy, slot, ok({lucky: 2.95, runner_up: 2.9}.get(task.genome_id, 3.0)), now=31.0)
     assert confirmed == {(g, s) for g in (lucky, runner_up, pop.seed().id) for s in CONFIRM_SEEDS}
-    assert policy.finished() and policy.children_done == 81
+    assert policy.finished() and policy.children_done == 171
     summary = pop.summary()
     assert pop.best().id == runner_up and summary.best_confirmed and summary.best_evaluations == 3
     assert summary.best_val_bpb == pytest.approx(2.9) and summary.seed_val_bpb == pytest.approx(3.0)

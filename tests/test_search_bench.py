@@ -98,6 +98,7 @@ def test_evolve_runs_a_runs_defaults_its_variants_undo_one_change_and_the_baseli
     assert config("evolve_no_pruning", setting).pruning is None
     assert config("evolve_paired", setting).population.paired and config("evolve_paired", setting).pruning
     assert config("evolve_no_confirmation", setting).confirm_top == 0
+    assert config("evolve_confirm_tenth", setting).confirm_share == 0.1
     before = config("evolve_before", setting)
     assert before.population.parent_pool == "survivors" and before.population.tournament_share == 0
     assert all(plan(v, setting) == ("evolve", 8, 61) for v in VARIANTS)

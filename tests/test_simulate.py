@@ -154,11 +154,14 @@ def test_a_pruned_run_confirms_as_many_genomes_as_the_same_run_unpruned(landscap
     """Pruning raises a run's child target only so its clock stops it: the confirmation step (sized by what
     the run's children can afford) is the unpruned run's, not one sized for four times the children."""
     config = SimConfig(pruning=PruneRule(()))
-    for children in (61, 400):
+    for children in (150, 400):
         plain = run_strategy("evolve", landscape, slots=8, children=children, seed=2)
         pruned = run_strategy("evolve", landscape, slots=8, children=children, seed=2, config=config)
         confirms = [sum(e[1] == "confirm" for e in h.evaluations) for h in (plain, pruned)]
         assert confirms[0] == confirms[1] > 0, (children, confirms)
+    tenth = SimConfig(pruning=PruneRule(()), confirm_share=0.1)  # what a run of 61 confirmed before: 1 and the seed
+    assert sum(e[1] == "confirm" for e in run_strategy("evolve", landscape, 8, 61, 2, tenth).evaluations) == 6
+    assert not any(e[1] == "confirm" for e in run_strategy("evolve", landscape, 8, 61, 2, config).evaluations)
 
 
 def test_the_prune_ablation_reports_each_setting_against_the_same_strategy_unpruned(tmp_path):
