@@ -285,7 +285,10 @@ def _evaluate(landscape, knobs: dict, task) -> tuple[RunResult, float | None]:
     val_bpb, cost, curve = landscape.evaluate(knobs, task.seed)
     rule = task.prune
     if rule is not None and val_bpb is not None:
-        seen = tuple(point for point in curve if point[0] <= rule.at + 1e-9)
+        # the trainer asks the rule after each point: it first can say prune at the first point at or past
+        # `at` (a real curve's points, means over 1/200 of the budget, rarely fall on `at` itself)
+        reached = next((i for i, point in enumerate(curve) if point[0] >= rule.at - 1e-9), len(curve) - 1)
+        seen = tuple(curve[: reached + 1])
         reason = rule.verdict(seen)
         if reason:
             paid = landscape.pruned_cost(knobs, rule.at) if hasattr(landscape, "pruned_cost") else cost * rule.at

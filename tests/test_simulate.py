@@ -138,6 +138,21 @@ def test_a_pruned_child_costs_only_the_budget_it_used_and_scores_nothing(landsca
     assert result.loss_curve[-1][0] == pytest.approx(0.4)  # what the trainer had seen when it stopped
 
 
+def test_a_child_whose_curve_has_no_point_on_the_prune_mark_is_judged_at_the_first_point_past_it():
+    """Real curves are means over 1/200 of the budget (0.4975, 0.5025, ...): the trainer judges at the first
+    point at or past the mark, and so must the simulator (it judged none of them before)."""
+    points = [(i + 0.5) / 200 for i in range(200)]
+
+    class Trailing:  # every child's loss 1 nat above the parent's
+        def evaluate(self, genome, training_seed):
+            return 3.0, 10.0, tuple((x, 5.0) for x in points)
+
+    rule = PruneRule(tuple((x, 4.0) for x in points), at=0.5, margin=0.05, window=0.1)
+    result, _ = _evaluate(Trailing(), {}, Task("g", "", "child", 0, prune=rule))
+    assert result.status == "pruned" and result.loss_curve[-1][0] == pytest.approx(0.5025)
+    assert result.total_seconds == pytest.approx(5.0)  # half the cost: where the rule's mark is
+
+
 def test_with_pruning_a_run_trains_more_children_in_the_same_wall_clock(landscape):
     plain = run_strategy("parallel-greedy", landscape, slots=8, children=80, seed=1)
     pruned = run_strategy(
