@@ -85,18 +85,20 @@ class Orchestrator:
         """Evolve until the target, a limit, or Ctrl-C; returns why it stopped."""
         self.pool.start_all()
         self._queue_leftovers()
+        interrupted = False
         try:
             with StopSignals() as stop:
                 while not self._turn():
                     stop.check()
         except KeyboardInterrupt:
+            interrupted = True  # the user asked to stop now: proposals under way are not waited for
             self.interrupt("the run was stopped (Ctrl-C) while this evaluation trained")
             return "interrupted (Ctrl-C)"
         except (RunAborted, StartFailed) as e:
             self.interrupt("the run was aborted while this evaluation trained")
             raise RunAborted(str(e)) from None
         finally:
-            self.proposer.close()
+            self.proposer.close(wait=not interrupted)  # a run that ends of itself bills every request it sent
             self._park_unstarted()
         p = self.policy
         return p.stop_reason or f"{p.children_done} children done ({p.generation_text()})"

@@ -151,8 +151,10 @@ class Proposer:
         """A finished evaluation (already in the archive, where the notes are rebuilt from)."""
         self.outcomes[outcome.genome_id] = outcome
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        """Cancel proposals not started; with `wait`, let those under way finish first, so that what they
+        cost is kept (a child is committed with it, a failure leaves it for `take_unbilled`)."""
+        self.pool.shutdown(wait=wait, cancel_futures=True)
 
     def take_unbilled(self) -> LLMSpend | None:
         """Failed proposals' usage not yet billed to a child (and forget it)."""
