@@ -304,7 +304,8 @@ class StopSignals:
     The handler only sets a flag. Python's default turns Ctrl-C into a KeyboardInterrupt raised in whatever
     the main thread runs at that moment, and there it can be lost: an exception raised in a finalizer (such
     as one of Ray's handles, collected after a trainer worker died) or in a callback a native library runs
-    is printed and dropped, and the run went on to its end. A flag cannot be dropped."""
+    is printed and dropped: the likeliest cause (not caught in the act) of runs that went on to their end
+    after a Ctrl-C. A flag cannot be dropped."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
