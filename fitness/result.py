@@ -29,7 +29,9 @@ class RunResult:
     num_steps: int = 0  # reported by the genome's own process
     tokens: int = 0  # training tokens served, reported by the genome's own process
     num_params: int = 0  # of the submitted model, counted by the scorer
-    peak_memory_mb: float = 0.0  # the child's host memory at its peak, by its cgroup (or the trainer's watchdog)
+    # the child's memory at its peak on its device, by the trainer: on a CPU host memory (its cgroup, else the
+    # watchdog's /proc sums); on a GPU the card's memory its processes held (the driver's count, trainer.gpumemory)
+    peak_memory_mb: float = 0.0
     device: str = ""  # e.g. "cpu:2" or "NVIDIA H100 80GB HBM3"
     seed: int = 0
     profile: str = ""

@@ -77,3 +77,30 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+HOLDS_MEMORY = """
+import sys, time
+held = bytearray(300 * 2**20)  # written: resident
+sys.stdin.readline()
+time.sleep(1.5)
+"""
+
+
+@pytest.mark.parametrize("memory_counted", [True, False], ids=["by the kernel", "by the watchdog"])
+def test_a_childs_peak_memory_is_measured_whether_or_not_its_cgroup_counts_memory(group, tmp_path, memory_counted):
+    """A cgroup v2 whose parent does not hand down the memory controller has no memory.peak (a GPU machine
+    here recorded 0 MB): the watchdog's /proc sums stand in."""
+    import dataclasses
+
+    from trainer import sandbox, supervise
+
+    used = group if memory_counted else dataclasses.replace(group, memory_file=None)
+    limits = sandbox.Limits.for_child(disk_mb=64, memory_mb=2048, gpu=False, hard_limit_s=60)
+    child = supervise.spawn(
+        [sys.executable, "-c", HOLDS_MEMORY], cwd=tmp_path, env=dict(os.environ), limits=limits, cgroup=used
+    )
+    ran = supervise.finish(child, log_path=tmp_path / "log", deadline_s=30, threads=1)
+    assert ran.code == 0, (tmp_path / "log").read_text()
+    assert 300 * 2**20 <= ran.peak_memory_bytes < 2 * 2**30
+    assert ran.peak_gpu_memory_bytes == 0  # a CPU child

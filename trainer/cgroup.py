@@ -16,6 +16,7 @@ Where no cgroup can be made (no cgroup filesystem, not writable, not root) the t
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import math
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 PREFIX = "evolve-child-"  # then the trainer's pid and a counter
 CPU_WEIGHT_V1 = 8192  # cpu.shares: 8 ordinary (nice 0) processes' worth (default 1024)
 CPU_WEIGHT_V2 = 800  # cpu.weight, the same on v2's scale (default 100)
-EMPTY_WAIT_S = 5.0  # how long `remove` waits for the killed processes to leave
+EMPTY_WAIT_S = 15.0  # how long `remove` waits for the killed processes to leave (a GPU one takes seconds)
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,19 @@ class Cgroup:
         while _kill_all(self.dirs) and time.monotonic() < deadline:
             time.sleep(0.02)
         for d in reversed(self.dirs):
-            try:
-                d.rmdir()
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                logger.warning("could not remove the child's cgroup %s: %s", d, e)
+            while True:
+                try:
+                    d.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    # EBUSY while a killed process is still being torn down after it left cgroup.procs (a GPU
+                    # process freeing its card's memory takes seconds): wait for it, up to the same deadline
+                    if e.errno == errno.EBUSY and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                        continue
+                    logger.warning("could not remove the child's cgroup %s: %s", d, e)
+                break
 
 
 def create(max_tasks: int) -> Cgroup | None:

@@ -100,7 +100,7 @@ def _judge(
         training_seconds=training,
         num_steps=_count(record.get("steps")),
         tokens=_count(record.get("tokens")),
-        peak_memory_mb=ran.peak_memory_bytes / 2**20,
+        peak_memory_mb=(ran.peak_memory_bytes if config.device == "cpu" else ran.peak_gpu_memory_bytes) / 2**20,
         log_tail=child.log_tail,
         phases=phases,
         loss_curve=ran.curve,

@@ -23,6 +23,7 @@ asked after each point and may stop the child there: the genome's own losses can
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import signal
@@ -35,7 +36,9 @@ from pathlib import Path
 
 from fitness.curves import Curve, Reader
 from trainer import cgroup as cgroups
-from trainer import proctree, sandbox
+from trainer import gpumemory, proctree, sandbox
+
+logger = logging.getLogger(__name__)
 
 LOG_HEAD_BYTES = 4 * 2**20
 LOG_TAIL_BYTES = 64 * 2**10
@@ -61,6 +64,7 @@ class Exit:
     threads: int | None  # a CPU child's clock divides its CPU time by these; None: a GPU child's wall clock
     curve: Curve = ()  # the loss curve the harness sent (fitness.curves: the genome's own losses)
     pruned: str = ""  # why the trainer stopped it early on its curve ("" if it did not)
+    peak_gpu_memory_bytes: int = 0  # a GPU child's, by the driver (trainer.gpumemory); 0: a CPU child, or unknown
 
     @property
     def genome_seconds(self) -> float | None:
@@ -200,6 +204,7 @@ def finish(
         threads=threads,
         curve=watch.curve.curve(),
         pruned=watch.pruned,
+        peak_gpu_memory_bytes=watch.peak_gpu_memory,
     )
 
 
@@ -234,7 +239,11 @@ class _Watch:
     cpu_at_mark: float = 0.0
     cpu_seen: float = 0.0
     peak_memory: int = 0
+    peak_gpu_memory: int = 0
     killed: str = ""
+
+    def __post_init__(self):
+        self.nvml = gpumemory.open_nvml() if self.threads is None else None  # a GPU child's memory on the card
 
     def genome_cpu(self) -> float | None:
         return None if self.genome_started is None else max(0.0, self.cpu_seen - self.cpu_at_mark)
@@ -256,9 +265,16 @@ class _Watch:
         tree = proctree.tree(root)
         if self.cgroup is None:
             self.cpu_seen = max(self.cpu_seen, proctree.cpu_seconds(tree))
-            self.peak_memory = max(self.peak_memory, sum(proctree.resident_bytes(pid) for pid in tree))
         else:
             self.last_look()
+        if self.cgroup is None or self.cgroup.memory_file is None:  # no kernel count of its memory (v2 without
+            self.peak_memory = max(self.peak_memory, sum(proctree.resident_bytes(pid) for pid in tree))  # memory)
+        if self.nvml is not None:
+            try:
+                self.peak_gpu_memory = max(self.peak_gpu_memory, self.nvml.used_bytes(set(tree)))
+            except gpumemory.NvmlError as e:
+                logger.warning("GPU memory is no longer measured for this child: %s", e)
+                self.nvml = None
         self.killed = proctree.excess(list(tree), limits)
 
     def last_look(self) -> None:
