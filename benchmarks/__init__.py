@@ -9,12 +9,16 @@ from pathlib import Path
 
 
 def commit() -> str:
-    """The git commit the benchmark ran from: $EVOLVE_COMMIT for a copy without .git, else 'unknown'."""
+    """The git commit the benchmark ran from: $EVOLVE_COMMIT where set (a copy of the tree whose own .git, if
+    any, is not ours: the device machine's copy has a snapshot commit of its own), else git's HEAD, else
+    'unknown'."""
+    if os.environ.get("EVOLVE_COMMIT"):
+        return os.environ["EVOLVE_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
     except FileNotFoundError:  # no git at all
         head = None
-    return (head.stdout.strip() if head else "") or os.environ.get("EVOLVE_COMMIT", "unknown")
+    return (head.stdout.strip() if head else "") or "unknown"
 
 
 def ready_scorer(scorer, profile, threads: int, timeout: float, name: str) -> float:
