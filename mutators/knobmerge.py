@@ -52,10 +52,13 @@ def three_way(ancestor: str, a: str, b: str) -> tuple[str, int]:
 
 
 def merge_values(base: Mapping, first: Mapping, second: Mapping) -> tuple[dict, tuple[str, ...]]:
-    """Knob values merged by name over the names all three share: the side that changed a knob wins;
-    both changed it differently: `first` wins (the names come back as clashes)."""
+    """Knob values merged by name over the names all three share, in `base`'s order: the side that changed a
+    knob wins; both changed it differently: `first` wins (the names come back as clashes). The order is
+    `base`'s, not a set's: a set of strings iterates in an order that changes with PYTHONHASHSEED, and a
+    merged child whose knobs came in another order was mutated differently by the same random draws (the
+    simulator's figures moved from one process to the next)."""
     merged, clashes = {}, []
-    for name in base.keys() & first.keys() & second.keys():
+    for name in (n for n in base if n in first and n in second):
         old, x, y = base[name], first[name], second[name]
         merged[name] = x if x != old else y
         if x != old and y != old and x != y:
