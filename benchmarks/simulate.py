@@ -13,6 +13,9 @@ half) over the landscape seeds; also the fit's held-out rank correlation.
     python -m benchmarks.simulate --quick --out /tmp/sim.json
     python -m benchmarks.simulate --prune off on --out benchmarks/results/prune.json   # the pruning ablation
 
+With `--paired on`, evolve also runs with paired scores (seed-0 evaluations only, no repeats, no noise
+gate), reported as `evolve+paired`. A strategy's win rate is against parallel greedy at the same pruning.
+
 With `--prune on`, children are pruned (evolve.policy.Limits.pruning, thresholds --prune-at and
 --prune-margin) and the strategy is reported as e.g. `evolve+prune`, with the share of children pruned and
 of false prunes (pruned children that would have been the lowest seed-0 score so far).
@@ -33,6 +36,7 @@ from benchmarks.population_bench import machine
 from benchmarks.simrun import FRESH_SEEDS, History, SimConfig, run_strategy
 from evolve.strategies import STRATEGIES
 from fitness.curves import PruneRule
+from population.messages import PopulationConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PRUNE = PruneRule(())  # --prune's default thresholds: the run's (fitness.curves.PruneRule)
@@ -77,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", nargs="+", choices=("off", "on"), default=["off"], help="without and/or with pruning")
     p.add_argument("--prune-at", type=float, nargs="+", default=[PRUNE.at], help="fractions of the budget")
     p.add_argument("--prune-margin", type=float, nargs="+", default=[PRUNE.margin], help="nats behind the parent")
+    p.add_argument(
+        "--paired", nargs="+", choices=("off", "on"), default=["off"],
+        help="evolve's scores: averages with repeats and the noise gate (off) and/or seed-0 scores only (on)",
+    )  # fmt: skip
     return p
 
 
@@ -90,19 +98,35 @@ def _rules(args) -> dict[str, PruneRule | None]:
     return rules
 
 
+def _configs(args, strategy: str) -> dict[str, SimConfig]:
+    """`strategy`'s runs by label: one per --prune setting (see _rules) and, for evolve, per --paired
+    setting ("+paired": seed-0 scores, no repeats, no noise gate)."""
+    pairings = {"": False} if "off" in args.paired or strategy != "evolve" else {}
+    if strategy == "evolve" and "on" in args.paired:
+        pairings["+paired"] = True
+    return {
+        strategy + paired_suffix + suffix: SimConfig(pruning=rule, population=PopulationConfig(paired=paired))
+        for suffix, rule in _rules(args).items()
+        for paired_suffix, paired in pairings.items()
+    }
+
+
 def _runs(args, strategy: str, landscape, slots: int, seed: int) -> list[History]:
-    """One run per --prune setting, its strategy labelled with the setting (see _rules)."""
+    """One run per configuration of `strategy` (see _configs), labelled with it."""
     runs = []
-    for suffix, rule in _rules(args).items():
-        run = run_strategy(strategy, landscape, slots, args.children, seed, SimConfig(pruning=rule))
-        run.strategy += suffix
+    for label, config in _configs(args, strategy).items():
+        run = run_strategy(strategy, landscape, slots, args.children, seed, config)
+        run.strategy = label
         runs.append(run)
     return runs
 
 
 def summarize(runs: list[History], slots: int, strategy: str) -> dict:
     mine = {r.seed: r for r in runs if r.slots == slots and r.strategy == strategy}
-    reference = {r.seed: r for r in runs if r.slots == slots and r.strategy == REFERENCE}
+    against = REFERENCE + (strategy[strategy.index("+prune") :] if "+prune" in strategy else "")
+    if not any(r.strategy == against for r in runs):
+        against = REFERENCE
+    reference = {r.seed: r for r in runs if r.slots == slots and r.strategy == against}  # same pruning if run
     gains = [r.gain for r in mine.values()]
     q1, _, q3 = statistics.quantiles(gains, n=4) if len(gains) > 1 else (gains[0],) * 3
     paired = [(r.gain, reference[s].gain) for s, r in mine.items() if s in reference]
@@ -112,7 +136,7 @@ def summarize(runs: list[History], slots: int, strategy: str) -> dict:
         "strategy": strategy,
         "median_gain": round(statistics.median(gains), 4),
         "iqr": [round(q1, 4), round(q3, 4)],
-        "win_rate_vs_parallel_greedy": round(wins / len(paired), 3) if paired else None,
+        "win_rate_vs_parallel_greedy": round(wins / len(paired), 3) if paired and strategy != against else None,
         "median_true_gain": round(statistics.median(r.true_gain for r in mine.values()), 4),
         "median_children": statistics.median(r.children for r in mine.values()),
         "median_evaluations": statistics.median(len(r.evaluations) for r in mine.values()),
@@ -124,7 +148,7 @@ def summarize(runs: list[History], slots: int, strategy: str) -> dict:
 
 
 def _report(args, runs: list[History], quality: dict, seconds: float) -> dict:
-    labels = [s + suffix for s in args.strategies for suffix in _rules(args)]
+    labels = [label for s in args.strategies for label in _configs(args, s)]
     rows = [summarize(runs, slots, s) for slots in args.slots for s in labels]
     return {
         "benchmark": "simulate",
@@ -140,6 +164,7 @@ def _report(args, runs: list[History], quality: dict, seconds: float) -> dict:
             "prune": {"at": args.prune_at, "margin": args.prune_margin, "window": PRUNE.window}
             if "on" in args.prune
             else None,
+            "paired": args.paired,
         },  # fmt: skip
         "landscape": "benchmarks.landscape.SurrogateLandscape (cpu profile, 10 s time budget per child)",
         "fit_quality": quality,
@@ -172,12 +197,12 @@ def _time_budget_check() -> dict | None:
 
 def table(report: dict) -> list[str]:
     lines = [
-        "| slots | strategy | median gain (bpb) | IQR | win rate vs parallel-greedy | children |",
+        "| slots | strategy | median gain (bpb) | IQR | win rate vs parallel-greedy (same pruning) | children |",
         "|---|---|---|---|---|---|",
     ]
     for r in report["table"]:
         rate = r["win_rate_vs_parallel_greedy"]
-        win = "-" if r["strategy"] == REFERENCE or rate is None else f"{rate:.2f}"
+        win = "-" if rate is None else f"{rate:.2f}"
         lines.append(
             f"| {r['slots']} | {r['strategy']} | {r['median_gain']:.4f} | {r['iqr'][0]:.4f} to {r['iqr'][1]:.4f} "
             f"| {win} | {r['median_children']:g} |"
