@@ -54,13 +54,15 @@ STRATEGY = {"evolve": "evolve", "greedy": "greedy", "greedy_equal_wall": "greedy
 # evolve with one of issue 16's changes undone: the real benchmark's half of the README's ablation. `evolve`
 # itself runs a run's defaults (pruning included); the baselines run as a user would run them elsewhere,
 # without pruning.
+UNPAIRED = PopulationConfig(paired=False)  # averages over repeats at other seeds, with the noise gate
 VARIANTS = {
     "evolve_no_pruning": {"pruning": None},
-    "evolve_paired": {"population": PopulationConfig(paired=True)},
+    "evolve_unpaired": {"population": UNPAIRED},
+    "evolve_unpaired_no_pruning": {"population": UNPAIRED, "pruning": None},
+    "evolve_unpaired_confirm_tenth": {"population": UNPAIRED, "confirm_share": 0.1},  # a tenth: the step before
     "evolve_no_confirmation": {"confirm_top": 0},
-    "evolve_confirm_tenth": {"confirm_share": 0.1},  # the step allowed a tenth of the children before
     "evolve_before": {  # the selection before issue 16: k=3 over the survivors, no confirmation, no pruning
-        "population": PopulationConfig(parent_pool="survivors", tournament_share=0.0),
+        "population": PopulationConfig(paired=False, parent_pool="survivors", tournament_share=0.0),
         "confirm_top": 0,
         "pruning": None,
     },

@@ -13,8 +13,9 @@ half) over the landscape seeds; also the fit's held-out rank correlation.
     python -m benchmarks.simulate --quick --out /tmp/sim.json
     python -m benchmarks.simulate --prune off on --out benchmarks/results/prune.json   # the pruning ablation
 
-With `--paired on`, evolve also runs with paired scores (seed-0 evaluations only, no repeats, no noise
-gate), reported as `evolve+paired`. A strategy's win rate is against parallel greedy at the same pruning.
+Evolve compares children by paired scores (seed-0 evaluations only, no repeats mid-run, no noise gate),
+as a run does by default; with `--paired on off` it also runs with averages over repeats and the noise
+gate, reported as `evolve+unpaired`. A strategy's win rate is against parallel greedy at the same pruning.
 
 With `--prune on`, children are pruned (evolve.policy.Limits.pruning, thresholds --prune-at and
 --prune-margin) and the strategy is reported as e.g. `evolve+prune`, with the share of children pruned and
@@ -82,8 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prune-at", type=float, nargs="+", default=[PRUNE.at], help="fractions of the budget")
     p.add_argument("--prune-margin", type=float, nargs="+", default=[PRUNE.margin], help="nats behind the parent")
     p.add_argument(
-        "--paired", nargs="+", choices=("off", "on"), default=["off"],
-        help="evolve's scores: averages with repeats and the noise gate (off) and/or seed-0 scores only (on)",
+        "--paired", nargs="+", choices=("on", "off"), default=["on"],
+        help="evolve's scores: seed-0 scores only (on, a run's default) and/or averages with repeats and the "
+        "noise gate (off, reported as evolve+unpaired)",
     )  # fmt: skip
     return p
 
@@ -100,10 +102,11 @@ def _rules(args) -> dict[str, PruneRule | None]:
 
 def _configs(args, strategy: str) -> dict[str, SimConfig]:
     """`strategy`'s runs by label: one per --prune setting (see _rules) and, for evolve, per --paired
-    setting ("+paired": seed-0 scores, no repeats, no noise gate)."""
-    pairings = {"": False} if "off" in args.paired or strategy != "evolve" else {}
-    if strategy == "evolve" and "on" in args.paired:
-        pairings["+paired"] = True
+    setting ("+unpaired": averages over repeats at other seeds, with the noise gate). The greedy baselines
+    keep their own incumbents by seed-0 score (evolve.strategies.Greedy) either way."""
+    pairings = {"": True} if "on" in args.paired or strategy != "evolve" else {}
+    if strategy == "evolve" and "off" in args.paired:
+        pairings["+unpaired"] = False
     return {
         strategy + paired_suffix + suffix: SimConfig(pruning=rule, population=PopulationConfig(paired=paired))
         for suffix, rule in _rules(args).items()

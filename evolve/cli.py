@@ -90,7 +90,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with the local Ray")
     g.add_argument("--local-gpus", type=int, help="GPUs to declare to the local Ray (testing, benchmarks)")
     g.add_argument("--lookahead", type=int, help="proposals made beyond idle workers (default workers/2, offline 0)")
-    g.add_argument("--repeat-share", type=float, default=0.5, help="repeat evaluations per child, at most")
+    g.add_argument(
+        "--paired",
+        action=argparse.BooleanOptionalAction,
+        help="compare children by their seed-0 score alone, no repeats mid-run; the end-of-run confirmation "
+        "decides the best (default: on). --no-paired: averages over repeats at other seeds, with a noise gate",
+    )
+    g.add_argument("--repeat-share", type=float, help="with --no-paired: repeat evaluations per child, at most (0.5)")
     g.add_argument("--seed", type=int, default=0, help="seeds parent selection and the operators")
     g.add_argument(
         "--strategy",

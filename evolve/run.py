@@ -22,7 +22,16 @@ from datetime import datetime
 from pathlib import Path
 
 from evolve.cli import UsageError, profile_arg, read_genome
-from evolve.settings import CACHE_ENV, DEFAULT_POPULATION, DEFAULT_PRUNE, PROGRAM, RUN_JSON, SEED_GENOME, Settings
+from evolve.settings import (
+    CACHE_ENV,
+    DEFAULT_POPULATION,
+    DEFAULT_PRUNE,
+    DEFAULT_REPEAT_SHARE,
+    PROGRAM,
+    RUN_JSON,
+    SEED_GENOME,
+    Settings,
+)
 from fitness.interface import check_genome
 from fitness.profile import Profile
 from mutators import MutatorConfig, MutatorConfigError, Mutators
@@ -44,7 +53,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             _at_least(value, 0 if name in ("lookahead", "local_gpus") else 1, "--" + name.replace("_", "-"))
     if args.max_hours is not None and not args.max_hours > 0:
         raise UsageError(f"--max-hours must be positive, got {args.max_hours!r}")
-    if not 0 <= args.repeat_share <= 10:
+    if args.repeat_share is not None and not 0 <= args.repeat_share <= 10:
         raise UsageError(f"--repeat-share must be between 0 and 10, got {args.repeat_share!r}")
     if args.max_llm_cost is not None and not args.max_llm_cost >= 0:
         raise UsageError(f"--max-llm-cost must be >= 0, got {args.max_llm_cost!r}")
@@ -64,6 +73,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     program = PROGRAM.read_text() if args.program is None else _read_text(args.program, "--program")
     run_dir = args.run_dir or Path("runs") / f"{profile.name}-{datetime.now():%Y%m%d-%H%M%S}"
     population = PopulationConfig(population_size=args.population or DEFAULT_POPULATION, selection_seed=args.seed)
+    if args.paired is not None:
+        population = dataclasses.replace(population, paired=args.paired)
     settings = Settings(
         run_dir=run_dir.resolve(),
         profile=profile,
@@ -82,12 +93,20 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         lookahead=args.lookahead,
         max_hours=args.max_hours or math.inf,
         max_llm_cost=math.inf if args.max_llm_cost is None else args.max_llm_cost,
-        repeat_share=args.repeat_share,
+        repeat_share=DEFAULT_REPEAT_SHARE if args.repeat_share is None else args.repeat_share,
         seed=args.seed,
         strategy=args.strategy or "evolve",
         prune=DEFAULT_PRUNE if args.prune is None else args.prune,
     )
     return _reconcile(settings, args)
+
+
+def _repeat_share_needs_unpaired(args: argparse.Namespace, paired: bool) -> None:
+    if paired and args.repeat_share is not None:
+        raise UsageError(
+            f"--repeat-share {args.repeat_share:g} sets repeats, which a paired run does not make; "
+            "add --no-paired to a new run, or leave it out"
+        )
 
 
 def _reconcile(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -96,6 +115,7 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> Settings:
     if not path.exists():
         if settings.run_dir.exists() and not settings.run_dir.is_dir():
             raise UsageError(f"--run-dir {str(settings.run_dir)!r} is not a directory")
+        _repeat_share_needs_unpaired(args, settings.population.paired)
         return settings
     try:
         recorded = json.loads(path.read_text())
@@ -119,7 +139,11 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> Settings:
     prune = recorded.get("prune") is not None
     if args.prune is not None and args.prune != prune:
         raise UsageError(f"run directory {where!r} runs {'--prune' if prune else '--no-prune'}; resume it so")
-    population = dataclasses.replace(settings.population, population_size=size)
+    paired = bool(recorded["population"].get("paired", False))  # runs made before it was recorded: unpaired
+    if args.paired is not None and args.paired != paired:
+        raise UsageError(f"run directory {where!r} runs {'--paired' if paired else '--no-paired'}; resume it so")
+    _repeat_share_needs_unpaired(args, paired)
+    population = dataclasses.replace(settings.population, population_size=size, paired=paired)
     noise = int(recorded.get("noise_repeats", settings.noise_repeats))
     return dataclasses.replace(
         settings, profile=profile, population=population, noise_repeats=noise, strategy=strategy, prune=prune

@@ -25,6 +25,7 @@ PROGRAM = REPO / "experiments" / "program.md"
 RUN_JSON = "run.json"
 SESSIONS = "sessions.jsonl"
 DEFAULT_POPULATION = 16
+DEFAULT_REPEAT_SHARE = 0.5  # --no-paired: repeat evaluations per child started, at most
 DEFAULT_PRUNE = True  # the simulator and real curves support it: docs/benchmarks.md, "How to read the pruning figures"
 PRUNING = PruneRule(())  # the rule --prune stops children by (its thresholds: fitness.curves.PruneRule)
 CACHE_ENV = ("EVOLVE_CACHE", "EVOLVE_CLIMBMIX_URL")  # passed on to trainer workers when set here

@@ -66,8 +66,9 @@ class PopulationConfig:
     noise_margin_sigma: float = 2.0  # an unconfirmed challenger must beat the best by this many sigma
     confirm_repeats: int = 3  # ok evaluations that make a genome's mean trusted (confirmed)
     selection_seed: int = 0  # seeds survivor selection, so a resumed run picks the same survivors
-    # Defaults from benchmarks.select_ablation (README, "Selection"):
-    paired: bool = False  # True: search scores are seed-0 evaluations only, no repeats, no noise gate
+    # Defaults from the simulator (benchmarks.simulate --paired, benchmarks.select_ablation) and the real search
+    # benchmark's ablation (README, "Search"): paired scores with pruning beat averages with repeats in both
+    paired: bool = True  # search scores are seed-0 evaluations only, no repeats, no noise gate (False: repeats)
     parent_pool: str = "front"  # "front": survivors plus every genome evaluated since; "survivors": only them
     tournament_share: float = 1.0  # parent tournaments draw max(tournament_size, share x pool) contestants
     rank_power: float = 0.0  # > 0: parents by rank r with probability ~ r^-power instead of by tournament

@@ -21,7 +21,7 @@ from fitness.result import RunResult
 from population import Population, PopulationConfig
 
 WHEN = dict(started="2025-01-01T00:00:00+00:00", finished="2025-01-01T00:05:00+00:00")
-CONFIG = PopulationConfig(population_size=4, tournament_size=2, elitism=1, confirm_repeats=3)
+CONFIG = PopulationConfig(population_size=4, tournament_size=2, elitism=1, confirm_repeats=3, paired=False)  # repeats
 
 
 def ok(val_bpb: float, seed: int = 0) -> RunResult:

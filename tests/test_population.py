@@ -14,7 +14,9 @@ from population import LLMSpend, Population, PopulationConfig, UnknownGenome
 
 WHEN = dict(started="2025-01-01T00:00:00+00:00", finished="2025-01-01T00:05:00+00:00")
 CREATED = "2025-01-01T00:00:00+00:00"
-CONFIG = PopulationConfig(population_size=4, tournament_size=2, elitism=1, noise_margin_sigma=2.0, confirm_repeats=3)
+CONFIG = PopulationConfig(
+    population_size=4, tournament_size=2, elitism=1, noise_margin_sigma=2.0, confirm_repeats=3, paired=False
+)
 
 
 def ok(val_bpb: float) -> RunResult:

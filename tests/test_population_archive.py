@@ -121,7 +121,7 @@ def test_record_refuses_an_unknown_kind(tmp_path, seed_source):
 
 
 def test_results_tsv_keeps_what_became_the_confirmed_best_and_discards_what_did_not(tmp_path, seed_source):
-    config = PopulationConfig(confirm_repeats=2)
+    config = PopulationConfig(confirm_repeats=2, paired=False)  # the noise gate decides keep and discard
     with Population.open(tmp_path / "run", seed_source, config) as pop:
         seed = pop.seed().id
         pop.record(seed, RunResult("ok", val_bpb=1.0, peak_memory_mb=45060.2), kind="noise", generation=0, **WHEN)

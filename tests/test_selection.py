@@ -130,7 +130,7 @@ def test_power_law_picks_rank_r_in_proportion_to_r_to_the_minus_power():
 
 @pytest.mark.parametrize("pool", ["front", "survivors"])
 def test_a_genome_evaluated_since_the_last_survivor_selection_is_a_parent_at_once_only_from_the_front(pool):
-    state = Survivors("seed", PopulationConfig(population_size=4, parent_pool=pool))
+    state = Survivors("seed", PopulationConfig(population_size=4, parent_pool=pool, paired=False))  # no new best
     state.apply("seed", 1.0, 10, counted=False)  # the first survivor selection: the seed alone
     for i, val_bpb in enumerate([0.99, 0.98, 0.90]):  # children of generation 1, still pending
         state.apply(f"c{i}", val_bpb, 10, counted=True)
