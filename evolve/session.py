@@ -185,7 +185,7 @@ class Session:
         except RunAborted as e:
             why, code = f"aborted: {e}", EXIT_ABORTED
         progress.note(f"stopped: {why}")
-        if strategy.name != "evolve":  # evolve's pick is the noise-gated best, reported by _finish
+        if strategy.name != "evolve":  # evolve's pick is its best (confirmed at the end), from _finish
             pick = strategy.pick(orchestrator.board)
             progress.note(f"{strategy.name}'s pick (its best at training seed 0): {pick[:7] if pick else 'none'}")
         self._finish(population, progress)

@@ -3,7 +3,7 @@
 Opening an existing run (see population.rundir for the layout) replays the archive in recording
 order, which restores the standings, the survivors and the best exactly.
 
-Selection state (standings, survivors, the noise-gated best) lives in population.survivors, fed one
+Selection state (standings, survivors, the search's best) lives in population.survivors, fed one
 archive row at a time. Only this process writes: a lock refuses a second.
 """
 

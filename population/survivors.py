@@ -1,4 +1,4 @@
-"""Survivors: the selection state of a run — standings, survivors, the noise-gated best — as plain Python.
+"""Survivors: the selection state of a run — standings, survivors, the search's best — as plain Python.
 
 Fed one evaluation at a time (`apply`), in recording order, it answers what selection needs: parents by
 tournament, repeat candidates, the best. Population holds one (and rebuilds it by replaying the archive);
