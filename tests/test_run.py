@@ -44,7 +44,7 @@ def test_a_sigkilled_run_resumes_keeping_every_finished_child_and_adds_exactly_t
     nothing recorded is lost, no finished child is trained twice, the noise is measured once per run, and the
     resumed run ends with exactly the children of three generations of two."""
     run_dir, log = tmp_path / "run", tmp_path / "run.log"
-    args = ["--population", "2", "--mutators", "offline", "--run-dir", str(run_dir), "--repeat-share", "0"]
+    args = ["--population", "2", "--mutators", "offline", "--run-dir", str(run_dir)]
     proc = start_run(*args, "--generations", "2", *FAST, log=log)
     try:
         wait_for(
@@ -150,7 +150,7 @@ def test_run_on_a_two_node_cluster(tmp_path, two_node_cluster):
     run_dir = tmp_path / "run"
     result = evolve(
         "--address", two_node_cluster, "--population", "2", "--generations", "1", "--mutators", "offline",
-        "--run-dir", str(run_dir), "--repeat-share", "0", *FAST,
+        "--run-dir", str(run_dir), *FAST,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     frame = archive(run_dir)
@@ -205,7 +205,7 @@ def test_a_killed_trainer_worker_has_its_child_retried_and_ctrl_c_records_what_i
     # 40 generations: far more than the test waits for, so the run is still training when Ctrl-C comes (with 4,
     # pruned children once finished the run on a loaded machine before the test sent it)
     proc = start_run("--population", "2", "--generations", "40", "--mutators", "offline", "--run-dir", str(run_dir),
-                     "--repeat-share", "0", *FAST[:-2], "--cpus-per-child", "1", "--budget", "3", log=log)  # fmt: skip
+                     *FAST[:-2], "--cpus-per-child", "1", "--budget", "3", log=log)  # fmt: skip
     try:
 
         def training_a_child() -> int | None:  # once the noise is measured, a busy worker trains a child

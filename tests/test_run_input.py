@@ -43,6 +43,8 @@ def smoke_run_dir(tmp_path_factory):
         (["--llm-concurrency", "0"], "bad --llm-concurrency 0: must be >= 1"),
         (["--max-tokens", "0"], "bad --max-tokens 0: must be >= 1"),
         (["--model", "claude-mythos-5-2", "--max-llm-cost", "5"], "no price known for model 'claude-mythos-5-2'"),
+        (["--repeat-share", "0.25"], "--repeat-share 0.25 sets repeats, which a paired run does not make"),
+        (["--no-paired", "--repeat-share", "11"], "--repeat-share must be between 0 and 10, got 11.0"),
     ],
 )
 def test_bad_run_flags_are_one_line_and_exit_2(args, message, tmp_path, capsys):
@@ -147,13 +149,24 @@ def test_run_json_records_every_setting_as_resolved(tmp_path):
     from evolve.settings import Settings
 
     run_dir = tmp_path / "run"
-    args = ["--profile", "smoke", "--run-dir", str(run_dir), "--max-llm-cost", "3", "--repeat-share", "0.25"]
+    args = [
+        "--profile",
+        "smoke",
+        "--run-dir",
+        str(run_dir),
+        "--max-llm-cost",
+        "3",
+        "--no-paired",
+        "--repeat-share",
+        ".25",
+    ]
     settings = settings_from_args(build_parser().parse_args(args))
     open_run_dir(settings)
-    recorded = json.loads((run_dir / "run.json").read_text())["settings"]
+    run_json = json.loads((run_dir / "run.json").read_text())
+    recorded = run_json["settings"]
     nested = {"profile", "population", "mutators", "seed_source", "program"}  # own keys, or by sha256
     assert set(recorded) >= {f.name for f in dataclasses.fields(Settings)} - nested
-    assert recorded["max_llm_cost"] == 3 and recorded["repeat_share"] == 0.25
+    assert recorded["max_llm_cost"] == 3 and recorded["repeat_share"] == 0.25 and not run_json["population"]["paired"]
     assert recorded["max_hours"] is None  # no limit
     assert recorded["program_sha256"] == hashlib.sha256(settings.program.encode()).hexdigest()
 
@@ -171,3 +184,25 @@ def test_pruning_and_its_thresholds_are_recorded_in_run_json_and_a_resume_keeps_
     resumed = settings_from_args(build_parser().parse_args(["--run-dir", str(run_dir)]))
     assert resumed.prune is True
     refused(["--no-prune", "--run-dir", str(run_dir)], "runs --prune; resume it so", capsys)
+
+
+def test_pairing_is_recorded_and_a_resume_keeps_it_or_refuses_the_other(tmp_path, capsys):
+    from evolve.cli import build_parser
+    from evolve.run import open_run_dir, settings_from_args
+
+    def start(*args):
+        open_run_dir(settings_from_args(build_parser().parse_args(["--population", "2", "--profile", "smoke", *args])))
+
+    paired, unpaired, old = tmp_path / "paired", tmp_path / "unpaired", tmp_path / "old"
+    start("--run-dir", str(paired))
+    start("--no-paired", "--run-dir", str(unpaired))
+    start("--no-paired", "--run-dir", str(old))
+    recorded = json.loads((old / "run.json").read_text())
+    del recorded["population"]["paired"]  # a run made before pairing was recorded
+    (old / "run.json").write_text(json.dumps(recorded))
+    resume = lambda d, *a: settings_from_args(build_parser().parse_args(["--run-dir", str(d), *a]))  # noqa: E731
+    assert resume(paired).population.paired and not resume(unpaired).population.paired
+    assert not resume(old).population.paired and resume(old, "--repeat-share", "0.1").repeat_share == 0.1
+    refused(["--no-paired", "--run-dir", str(paired)], "runs --paired; resume it so", capsys)
+    refused(["--paired", "--run-dir", str(unpaired)], "runs --no-paired; resume it so", capsys)
+    refused(["--repeat-share", "0.3", "--run-dir", str(paired)], "a paired run does not make", capsys)

@@ -108,7 +108,7 @@ def llm_run(tmp_path_factory) -> LlmRun:
     read by the tests below (the resume test resumes a copy)."""
     run_dir = tmp_path_factory.mktemp("llm-run") / "run"
     with Researcher() as server:
-        result = run_with_llm(run_dir, server, "--population", "2", "--generations", "3", "--repeat-share", "0")
+        result = run_with_llm(run_dir, server, "--population", "2", "--generations", "3")
     return LlmRun(run_dir, result, server)
 
 
@@ -168,7 +168,7 @@ def resumed(llm_run, tmp_path_factory) -> Resumed:
     limit = float(f"{before.llm_cost_usd.sum() + 0.03:.6f}")
     with Researcher() as second:
         second.crash_first = False
-        args = ["--population", "2", "--repeat-share", "0", "--generations", "8"]
+        args = ["--population", "2", "--generations", "8"]
         result = run_with_llm(
             run_dir, second, *args, "--max-llm-cost", str(limit), "--workers", "1", "--lookahead", "0"
         )
@@ -223,7 +223,7 @@ def test_an_endpoint_down_for_a_while_keeps_every_slot_training_offline_stand_in
     run_dir = tmp_path / "run"
     # the outage covers the proposals made before any child trains (the idle slots plus the lookahead: 3 of
     # them, offline stand-ins); the children proposed after it are the LLM's
-    args = ["--population", "2", "--generations", "4", "--repeat-share", "0", "--workers", "2"]
+    args = ["--population", "2", "--generations", "4", "--workers", "2"]
     with Outage() as server:
         result = run_with_llm(run_dir, server, *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
