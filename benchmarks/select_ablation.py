@@ -31,8 +31,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BASE = dict(paired=True, parent_pool="front", tournament_share=1.0, rank_power=0.0)
 UNPAIRED = {"paired": False}
 VARIANTS = {  # name: (population settings over BASE, confirmation top); the defaults are "defaults"
-    "defaults (share 1.0, front, unpaired, confirmation)": (UNPAIRED, 4),
-    "share 1.0, front, paired": ({}, 4),
+    "defaults (share 1.0, front, paired, confirmation)": ({}, 4),
+    "share 1.0, front, unpaired": (UNPAIRED, 4),
     "share 0.5, front, paired": ({"tournament_share": 0.5}, 4),
     "share 2.0, front, paired": ({"tournament_share": 2.0}, 4),
     "fixed k=3, front, paired": ({"tournament_share": 0.0}, 4),

@@ -97,11 +97,16 @@ def test_greedy_trains_one_child_at_a_time_and_gets_fewer_in_the_same_wall_clock
     assert parallel.children == 80
 
 
-def test_only_evolve_spends_evaluations_on_repeats_and_every_strategy_on_the_seed_noise(landscape):
-    for strategy in ("evolve", "random"):
-        kinds = [kind for _, kind, *_ in run_strategy(strategy, landscape, slots=8, children=60, seed=2).evaluations]
+def test_only_unpaired_evolve_spends_evaluations_on_repeats_and_every_strategy_on_the_seed_noise(landscape):
+    unpaired = SimConfig(population=PopulationConfig(paired=False))
+    for strategy, config, repeats in (
+        ("evolve", unpaired, True),
+        ("evolve", SimConfig(), False),
+        ("random", unpaired, False),
+    ):
+        kinds = [kind for _, kind, *_ in run_strategy(strategy, landscape, 8, 60, 2, config).evaluations]
         assert kinds.count("noise") == 3
-        assert (kinds.count("repeat") > 0) == (strategy == "evolve")
+        assert (kinds.count("repeat") > 0) == repeats, (strategy, config.population.paired)
 
 
 def test_the_fit_ranks_held_out_runs_better_than_chance(observations):
@@ -272,6 +277,6 @@ def test_the_selection_ablation_runs_every_variant_against_parallel_greedy(tmp_p
     report = json.loads(out.read_text())
     assert [r["variant"] for r in report["table"]] == list(select_ablation.VARIANTS)
     assert all(0 <= r["win_rate_vs_parallel_greedy"] <= 1 and r["landscapes"] == 2 for r in report["table"])
-    defaults = report["variants"]["defaults (share 1.0, front, unpaired, confirmation)"]  # the product's defaults
+    defaults = report["variants"]["defaults (share 1.0, front, paired, confirmation)"]  # the product's defaults
     assert all(getattr(PopulationConfig(), k) == v for k, v in defaults["population"].items())
     assert defaults["confirm_top"] == DEFAULT_TOP
