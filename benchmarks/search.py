@@ -51,9 +51,9 @@ SEED_GENOME = Path(__file__).resolve().parents[1] / "trainer" / "seeds" / "train
 METHODS = ("evolve", "greedy", "greedy_equal_wall", "parallel_greedy", "independent_greedy", "random")
 STRATEGY = {"evolve": "evolve", "greedy": "greedy", "greedy_equal_wall": "greedy",
             "parallel_greedy": "parallel-greedy", "independent_greedy": "independent", "random": "random"}  # fmt: skip
-# evolve with one of issue 16's changes undone: the real benchmark's half of the README's ablation. `evolve`
-# itself runs a run's defaults (pruning included); the baselines run as a user would run them elsewhere,
-# without pruning.
+# evolve with one or two of issue 16's changes undone (pairing, pruning, the confirmation's share, the
+# selection): the real benchmark's half of the README's ablation. `evolve` itself runs a run's defaults
+# (paired, pruning); the baselines run as a user would run them elsewhere, without pruning.
 UNPAIRED = PopulationConfig(paired=False)  # averages over repeats at other seeds, with the noise gate
 VARIANTS = {
     "evolve_no_pruning": {"pruning": None},

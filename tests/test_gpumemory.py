@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ctypes
 
+import pytest
+
 from trainer import gpumemory
 
 
@@ -49,12 +51,8 @@ def test_a_driver_error_is_raised_as_an_nvml_error():
     driver = _Driver()
     driver.nvmlDeviceGetComputeRunningProcesses_v3 = lambda handle, count, infos: 999  # NVML_ERROR_UNKNOWN
     nvml = gpumemory.Nvml(driver)
-    try:
+    with pytest.raises(gpumemory.NvmlError, match="NVML error 999"):
         nvml.used_bytes({10})
-    except gpumemory.NvmlError as e:
-        assert "999" in str(e)
-    else:
-        raise AssertionError("no error")
 
 
 def test_no_driver_means_no_reading():

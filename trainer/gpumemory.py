@@ -35,7 +35,6 @@ class Nvml:
     """The driver's library, initialised, with its devices' handles."""
 
     def __init__(self, lib: ctypes.CDLL):
-        self.lib = lib
         count = ctypes.c_uint()
         _check(lib.nvmlDeviceGetCount_v2(ctypes.byref(count)), "nvmlDeviceGetCount_v2")
         self.handles = []
