@@ -35,7 +35,7 @@ from experiments import profiles
 from fitness import data
 from fitness.profile import Profile
 from fitness.result import RunResult
-from trainer import Standby, TrainerConfig, cgroup, run, scorer_process, supervise
+from trainer import Standby, TrainerConfig, cgroup, run, scorer_process, watch
 
 SEED = Path(__file__).resolve().parents[1] / "trainer" / "seeds" / "train.py"
 TARGET_S = 10.0
@@ -93,7 +93,7 @@ def time_checks(repeats: int = 20) -> dict:
         "accounting": "cgroup",
         "create_and_remove_s": statistics.median(made),
         "read_s": statistics.median(read),
-        "reads_per_training_minute": 60 / supervise.WATCH_EVERY_S,
+        "reads_per_training_minute": 60 / watch.WATCH_EVERY_S,
     }
 
 
@@ -115,9 +115,7 @@ def bench(profile: Profile, repeats: int, threads: int, max_load: float = 0.0) -
         scorer.close()
     checks = time_checks()
     if "read_s" in checks:
-        per_child = checks["create_and_remove_s"] + checks["read_s"] * 2 * (
-            profile.hard_limit_s / supervise.WATCH_EVERY_S
-        )
+        per_child = checks["create_and_remove_s"] + checks["read_s"] * 2 * (profile.hard_limit_s / watch.WATCH_EVERY_S)
         checks["per_child_s_at_most"] = per_child  # one create and remove, two reads a look for the hard limit
     return {"worker_scorer_start_s": worker_start_s, "checks": checks, "runs": runs, "summary": summarize(runs)}
 

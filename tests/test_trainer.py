@@ -11,7 +11,7 @@ from genomes import NON_CAUSAL, bigram
 
 from fitness import data
 from fitness.curves import POINTS, PruneRule
-from trainer import TrainerConfig, run, supervise
+from trainer import TrainerConfig, run, watch
 
 CONFIG = TrainerConfig(threads=2)
 
@@ -68,13 +68,13 @@ def test_non_causal_model_is_invalid(tiny_profile, scorer):
 
 def test_genome_that_sleeps_forever_is_killed_at_hard_limit(tiny_profile, scorer):
     """A CPU child's clock is its CPU time, which a sleeper does not use: it still ends, at the wall clock's
-    cap of that limit (supervise.MAX_STRETCH times it)."""
+    cap of that limit (watch.MAX_STRETCH times it)."""
     profile = dataclasses.replace(tiny_profile, budget_seconds=0.5, untimed_allowance_s=0.5, startup_allowance_s=3.0)
     t = time.perf_counter()
     result = run(bigram(head="import time\ntime.sleep(10**6)\n"), profile, config=CONFIG, scorer=scorer)
     assert result.status == "timeout"
     assert "hard limit" in result.reason
-    assert time.perf_counter() - t < profile.hard_limit_s * supervise.MAX_STRETCH + 15
+    assert time.perf_counter() - t < profile.hard_limit_s * watch.MAX_STRETCH + 15
 
 
 def test_syntax_error_fails_fast_before_any_process_starts(tiny_profile):
