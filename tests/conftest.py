@@ -75,8 +75,11 @@ def tiny_profile():
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, tiny_profile, private_cache):
-    """A finished run directory (tests/smoke_run.py), built once per session: about a minute of training.
-    Tests that write into a run copy it first (smoke_run.copy)."""
-    from smoke_run import build_smoke_run
+    """A finished run directory (tests/smoke_run.py), built once per session and shared by its xdist
+    workers (in the directory above each worker's own): about a minute of training. Tests that write into
+    a run copy it first (smoke_run.copy)."""
+    from smoke_run import shared_smoke_run
 
-    return build_smoke_run(tmp_path_factory.mktemp("smoke-run") / "run", tiny_profile)
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return shared_smoke_run(shared / "smoke-run", tiny_profile)

@@ -10,6 +10,7 @@ loaded machine pushes over its time limit is run again, so the run has the same 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import random
 import shutil
@@ -93,6 +94,24 @@ def build_smoke_run(run_dir: Path, profile: Profile, noise_repeats: int = 3, thr
         finally:
             trainer.close()
     return SmokeRun(run_dir, seed, (a, b, merged, crasher), merged, crasher)
+
+
+def shared_smoke_run(root: Path, profile: Profile) -> SmokeRun:
+    """One smoke run for all of a session's pytest-xdist workers, in `root` (a directory they share): the
+    first to ask builds it under a file lock, the others wait for it and read it back. Tests never write
+    into it (they copy it first), so sharing it saves a worker about a minute of training."""
+    root.mkdir(parents=True, exist_ok=True)
+    run_dir, ids = root / "run", root / "genomes.json"
+    with open(root / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ids.exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # what a worker that died while building it left
+            made = build_smoke_run(run_dir, profile)
+            ids.write_text(json.dumps([made.seed.id, *(g.id for g in made.children)]))
+            return made
+    with Population.read(run_dir) as pop:
+        seed, *children = (pop.genome(g) for g in json.loads(ids.read_text()))
+    return SmokeRun(run_dir, seed, tuple(children), children[2], children[3])
 
 
 class _Trainer:
