@@ -52,8 +52,9 @@ METHODS = ("evolve", "greedy", "greedy_equal_wall", "parallel_greedy", "independ
 STRATEGY = {"evolve": "evolve", "greedy": "greedy", "greedy_equal_wall": "greedy",
             "parallel_greedy": "parallel-greedy", "independent_greedy": "independent", "random": "random"}  # fmt: skip
 # evolve with one or two of issue 16's changes undone (pairing, pruning, the confirmation's share, the
-# selection): the real benchmark's half of the README's ablation. `evolve` itself runs a run's defaults
-# (paired, pruning); the baselines run as a user would run them elsewhere, without pruning.
+# selection: k=3 over the survivors, transplants): the real benchmark's half of the README's ablation.
+# `evolve` itself runs a run's defaults (paired, pruning); the baselines run as a user would run them
+# elsewhere, without pruning.
 UNPAIRED = PopulationConfig(paired=False)  # averages over repeats at other seeds, with the noise gate
 VARIANTS = {
     "evolve_no_pruning": {"pruning": None},
@@ -61,6 +62,8 @@ VARIANTS = {
     "evolve_unpaired_no_pruning": {"population": UNPAIRED, "pruning": None},
     "evolve_unpaired_confirm_tenth": {"population": UNPAIRED, "confirm_share": 0.1},  # a tenth: the step before
     "evolve_no_confirmation": {"confirm_top": 0},
+    "evolve_k3_survivors": {"population": PopulationConfig(parent_pool="survivors", tournament_share=0.0)},
+    "evolve_no_transplants": {"transplant_rate": 0.0},  # merges stay; no best + another lineage's changes
     "evolve_before": {  # the selection before issue 16: k=3 over the survivors, no confirmation, no pruning
         "population": PopulationConfig(paired=False, parent_pool="survivors", tournament_share=0.0),
         "confirm_top": 0,

@@ -109,6 +109,11 @@ def test_evolve_runs_a_runs_defaults_its_variants_undo_one_change_and_the_baseli
     before = config("evolve_before", setting)
     assert before.population.parent_pool == "survivors" and before.population.tournament_share == 0
     assert not before.population.paired and before.pruning is None and before.confirm_top == 0
+    k3 = config("evolve_k3_survivors", setting)
+    assert k3.population.parent_pool == "survivors" and k3.population.tournament_share == 0
+    assert k3.population.tournament_size == 3 and k3.population.paired and k3.pruning == PRUNING
+    no_transplants = config("evolve_no_transplants", setting)
+    assert no_transplants.transplant_rate == 0 and evolve.transplant_rate > 0 and no_transplants.pruning == PRUNING
     assert all(plan(v, setting) == ("evolve", 8, 61) for v in VARIANTS)
 
 
