@@ -4,12 +4,10 @@
 to its end (the watching itself, trainer.watch: the capped log, the watchdog, the pipes). The parent's clock
 and the deadline start at the go, however long the child waited (a standby). The child's output comes
 through a pipe, capped. The child's trusted prologue (fitness.confine) writes one byte to a second pipe just
-before train.py runs: the parent's monotonic clock at that byte is `genome_started`. Every WATCH_EVERY_S the
-child's process tree is counted and its resident memory summed, and its CPU time read: from its cgroup
-(trainer.cgroup: every process it ever started, reaped by whomever) or, without one, from the tree. So
-`genome_cpu` is what train.py used, whatever it did to its own clock. Too many processes (a fork bomb that
-RLIMIT_NPROC has not stopped, or cannot: root, no user namespace) or too much memory (a GPU child has no
-address-space limit) and it is killed at once.
+before train.py runs: the parent's monotonic clock at that byte is `genome_started`. The watchdog
+(trainer.watch) reads the child's CPU time from its cgroup (trainer.cgroup: every process it ever started,
+reaped by whomever) or, without one, from its process tree, so `genome_cpu` is what train.py used, whatever
+it did to its own clock; too many processes or too much memory and it is killed at once.
 The child's time runs on one of two clocks: a GPU child's on the wall clock; a CPU child's (`threads` given)
 on its CPU-seconds over its threads, which load on the machine does not stretch (a starved child is not
 killed for being slow), but at least 1/MAX_STRETCH of the wall clock (a child that sleeps, or is starved

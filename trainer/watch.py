@@ -4,7 +4,9 @@ its processes, memory and CPU time; and why it kills it.
 The child's output comes through a pipe: the first LOG_HEAD_BYTES go to the log file, the rest is counted
 and only its last LOG_TAIL_BYTES are kept, so a child that prints without end fills neither the disk nor
 the run directory. Every WATCH_EVERY_S the child's process tree is counted and its resident memory summed,
-and its CPU time read: from its cgroup (trainer.cgroup) or, without one, from the tree. A CPU child's clock
+and its CPU time read: from its cgroup (trainer.cgroup) or, without one, from the tree. Too many processes
+(a fork bomb that RLIMIT_NPROC has not stopped, or cannot: root, no user namespace) or too much memory (a
+GPU child has no address-space limit) and it is killed at once. A CPU child's clock
 is its CPU-seconds over its threads, but at least 1/MAX_STRETCH of the wall clock; a GPU child's is the wall
 clock. A caller's `prune` rule is asked after each point of the loss curve and may stop the child there.
 """
